@@ -1,0 +1,674 @@
+/* tencentcloud.iotexplorer.core: the only file that knows Lua. It checks arguments, moves tables in and
+ * out, and drives the signer (tc3.c) and the transport (http.c). It decides no policy: no retries, no
+ * sleeping between attempts, no credential look-up. Failures return nil, err; only a wrong type for the
+ * first argument raises. */
+#define _POSIX_C_SOURCE 200809L
+#include "compat.h"
+#include "http.h"
+#include "tc3.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define CORE_VERSION "0.1.0"
+#define SESSION_MT "tencentcloud.iotexplorer.core.session"
+#define SIGNER_MT "tencentcloud.iotexplorer.core.signer"
+#define DEFAULT_SERVICE "iotexplorer"
+#define DEFAULT_VERSION "2019-04-23"
+#define DEFAULT_CONTENT_TYPE "application/json"
+#define DEFAULT_SIGNED_HEADERS "content-type;host"
+#define DEFAULT_TIMEOUT 10.0
+#define DEFAULT_CONNECT_TIMEOUT 5.0
+#define DEFAULT_MAX_RESPONSE (10u * 1024u * 1024u)
+#define MAX_HEADERS 16
+
+/* Upvalues shared by every function of one module instance (one per Lua VM). */
+#define UV_SIGNER lua_upvalueindex(1)  /* the signer core.sign uses */
+#define UV_JSON lua_upvalueindex(2)    /* a private cjson.safe instance: nobody else's settings */
+
+typedef struct session {
+    http_session *http;
+    tc3_signer *signer;
+    long timeout_ms, connect_timeout_ms;
+} session;
+
+typedef struct signer_box { tc3_signer *signer; } signer_box;
+
+typedef struct lstr { const char *s; size_t len; } lstr;
+
+/* ---- errors ---- */
+
+/* Pushes nil and { code, message, field?, sent = false } and returns 2: an error raised before any I/O. */
+static int fail_input(lua_State *L, const char *field, const char *fmt, const char *what) {
+    lua_pushnil(L);
+    lua_createtable(L, 0, 4);
+    lua_pushliteral(L, "ClientError.InvalidParameter");
+    lua_setfield(L, -2, "code");
+    lua_pushfstring(L, fmt, field, what);
+    lua_setfield(L, -2, "message");
+    lua_pushstring(L, field);
+    lua_setfield(L, -2, "field");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "sent");
+    return 2;
+}
+
+/* The error table after a request was attempted; the caller fills message and extra fields. */
+static void push_transport_error(lua_State *L, const char *code, const http_result *r) {
+    lua_createtable(L, 0, 8);
+    lua_pushstring(L, code);
+    lua_setfield(L, -2, "code");
+    lua_pushboolean(L, r->sent);
+    lua_setfield(L, -2, "sent");
+    if (r->code > 0) {
+        lua_pushinteger(L, (lua_Integer)r->code);
+        lua_setfield(L, -2, "http_status");
+    }
+    if (r->curl_code) {
+        lua_pushinteger(L, r->curl_code);
+        lua_setfield(L, -2, "curl_code");
+    }
+    if (r->server_date >= 0) {
+        lua_pushnumber(L, (lua_Number)r->server_date);
+#if COMPAT_HAS_INTEGERS
+        lua_pushinteger(L, (lua_Integer)r->server_date);
+        lua_replace(L, -2);
+#endif
+        lua_setfield(L, -2, "server_date");
+    }
+}
+
+/* ---- reading request tables ---- */
+
+/* Reads t[field] as a string, leaving the value on the stack so the pointer stays valid.
+ * Returns 1 when present, 0 when absent (nil) and optional, or pushes an error (-1). */
+static int get_string(lua_State *L, int t, const char *field, int required, lstr *out) {
+    lua_getfield(L, t, field);
+    int type = lua_type(L, -1);
+    if (type == LUA_TNIL && !required) {
+        out->s = NULL;
+        out->len = 0;
+        return 0;
+    }
+    if (type == LUA_TNIL) return fail_input(L, field, "%s is required%s", ""), -1;
+    if (type != LUA_TSTRING)
+        return fail_input(L, field, "%s must be a string, got %s", lua_typename(L, type)), -1;
+    out->s = lua_tolstring(L, -1, &out->len);
+    if (out->len == 0) return fail_input(L, field, "%s must not be empty%s", ""), -1;
+    /* Anything that may reach a header line: CR or LF would let a caller smuggle in a header. */
+    for (size_t i = 0; i < out->len; i++) {
+        char c = out->s[i];
+        if (c == '\r' || c == '\n' || c == '\0')
+            return fail_input(L, field, "%s must not contain CR, LF or NUL%s", ""), -1;
+    }
+    return 1;
+}
+
+/* Reads an optional positive number of seconds as milliseconds (0 when absent). */
+static int get_seconds(lua_State *L, int t, const char *field, long *ms) {
+    lua_getfield(L, t, field);
+    int type = lua_type(L, -1);
+    *ms = 0;
+    if (type == LUA_TNIL) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_Number n = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (type != LUA_TNUMBER) return fail_input(L, field, "%s must be a number of seconds, got %s",
+                                               lua_typename(L, type)), -1;
+    if (!(n > 0 && n <= 86400.0)) return fail_input(L, field, "%s must be between 0 and 86400 seconds%s", ""), -1;
+    *ms = (long)ceil(n * 1000.0);
+    return 0;
+}
+
+/* Reads an optional Unix timestamp in whole seconds (present: 1, absent: 0, bad: -1 with error pushed). */
+static int get_timestamp(lua_State *L, int t, const char *field, int64_t *out) {
+    lua_getfield(L, t, field);
+    int type = lua_type(L, -1);
+    lua_Number n = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (type == LUA_TNIL) return 0;
+    if (type != LUA_TNUMBER)
+        return fail_input(L, field, "%s must be an integer number of seconds, got %s", lua_typename(L, type)), -1;
+    if (!(n >= 0 && n <= 253402300799.0) || floor(n) != n)
+        return fail_input(L, field, "%s must be a whole number of seconds between 1970 and 9999%s", ""), -1;
+    *out = (int64_t)n;
+    return 1;
+}
+
+/* Splits an http(s) endpoint into the Host header value and the URL to post to ("scheme://host/"). */
+static int parse_endpoint(lua_State *L, const lstr *endpoint, lstr *host) {
+    const char *s = endpoint->s;
+    size_t skip;
+    if (endpoint->len > 7 && strncasecmp(s, "http://", 7) == 0) skip = 7;
+    else if (endpoint->len > 8 && strncasecmp(s, "https://", 8) == 0) skip = 8;
+    else return fail_input(L, "endpoint", "%s must be an http:// or https:// URL%s", ""), -1;
+    size_t end = skip;
+    while (end < endpoint->len && s[end] != '/') {
+        unsigned char c = (unsigned char)s[end];
+        if (c <= ' ' || c == '?' || c == '#' || c == '@' || c == '\\' || c >= 0x7f)
+            return fail_input(L, "endpoint", "%s must be scheme://host[:port] without user, query or "
+                                             "spaces%s", ""), -1;
+        end++;
+    }
+    if (end == skip || (end < endpoint->len && end + 1 != endpoint->len))
+        return fail_input(L, "endpoint", "%s must be scheme://host[:port], with no path%s", ""), -1;
+    host->s = s + skip;
+    host->len = end - skip;
+    return 0;
+}
+
+/* ---- JSON ---- */
+
+/* cjson decodes numbers as doubles and null as a sentinel: make integral values integers (on Lua 5.3+)
+ * and drop nulls, so results read as the server meant them. */
+static void normalise(lua_State *L, int t, int null_idx) {
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        int type = lua_type(L, -1);
+        if (type == LUA_TTABLE) {
+            normalise(L, lua_absindex(L, -1), null_idx);
+        } else if (type == LUA_TLIGHTUSERDATA && lua_rawequal(L, -1, null_idx)) {
+            lua_pushvalue(L, -2);
+            lua_pushnil(L);
+            lua_rawset(L, t);              /* clearing an existing field during lua_next is allowed */
+        }
+#if COMPAT_HAS_INTEGERS
+        else if (type == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+            lua_Number n = lua_tonumber(L, -1);
+            if (floor(n) == n && fabs(n) <= 9007199254740992.0) {
+                lua_pushvalue(L, -2);
+                lua_pushinteger(L, (lua_Integer)n);
+                lua_rawset(L, t);
+            }
+        }
+#endif
+        lua_pop(L, 1);
+    }
+}
+
+static void push_json_fn(lua_State *L, const char *name) { lua_getfield(L, UV_JSON, name); }
+
+/* Appends s to b as a JSON string literal. Bytes >= 0x80 pass through: the server sees what the caller gave. */
+static void add_json_string(luaL_Buffer *b, const lstr *s) {
+    static const char hex[] = "0123456789abcdef";
+    luaL_addchar(b, '"');
+    for (size_t i = 0; i < s->len; i++) {
+        unsigned char c = (unsigned char)s->s[i];
+        if (c == '"' || c == '\\') {
+            luaL_addchar(b, '\\');
+            luaL_addchar(b, (char)c);
+        } else if (c < 0x20) {
+            char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
+            luaL_addlstring(b, esc, sizeof esc);
+        } else {
+            luaL_addchar(b, (char)c);
+        }
+    }
+    luaL_addchar(b, '"');
+}
+
+/* ---- signing ---- */
+
+typedef struct call_input {
+    lstr secret_id, secret_key, token, region, language, action, version, service, content_type,
+         signed_headers, endpoint, host, method, query;
+    int64_t timestamp;
+    long timeout_ms, connect_timeout_ms;
+} call_input;
+
+/* Reads the fields shared by sign, call and describe_batch_production. Pushes values on the stack.
+ * Returns 0, or 2 with nil, err pushed. */
+static int read_common(lua_State *L, int t, call_input *in, int want_endpoint) {
+    struct { const char *name; int required; lstr *out; const char *fallback; } fields[] = {
+        { "secret_id", 1, &in->secret_id, NULL },
+        { "secret_key", 1, &in->secret_key, NULL },
+        { "token", 0, &in->token, NULL },
+        { "region", 1, &in->region, NULL },
+        { "language", 0, &in->language, NULL },
+        { "service", 0, &in->service, DEFAULT_SERVICE },
+        { "content_type", 0, &in->content_type, DEFAULT_CONTENT_TYPE },
+        { "signed_headers", 0, &in->signed_headers, DEFAULT_SIGNED_HEADERS },
+    };
+    luaL_checkstack(L, 32, "too many request fields");
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        int rc = get_string(L, t, fields[i].name, fields[i].required, fields[i].out);
+        if (rc < 0) return 2;
+        if (rc == 0 && fields[i].fallback) {
+            fields[i].out->s = fields[i].fallback;
+            fields[i].out->len = strlen(fields[i].fallback);
+        }
+    }
+    if (strcmp(in->signed_headers.s, "content-type;host") != 0
+        && strcmp(in->signed_headers.s, "content-type;host;x-tc-action") != 0)
+        return fail_input(L, "signed_headers", "%s must be \"content-type;host\" or "
+                                               "\"content-type;host;x-tc-action\"%s", "");
+    int rc = get_timestamp(L, t, "timestamp", &in->timestamp);
+    if (rc < 0) return 2;
+    if (rc == 0) in->timestamp = (int64_t)time(NULL);
+    if (get_seconds(L, t, "timeout", &in->timeout_ms) || get_seconds(L, t, "connect_timeout", &in->connect_timeout_ms))
+        return 2;
+    if (want_endpoint) {
+        if (get_string(L, t, "endpoint", 1, &in->endpoint) < 0 || parse_endpoint(L, &in->endpoint, &in->host))
+            return 2;
+    }
+    return 0;
+}
+
+static tc3_status sign_input(tc3_signer *signer, const call_input *in, const char *host, const char *payload,
+                             size_t payload_len) {
+    tc3_request r = {
+        .secret_id = in->secret_id.s, .secret_key = in->secret_key.s, .secret_key_len = in->secret_key.len,
+        .service = in->service.s, .method = in->method.s, .query = in->query.s ? in->query.s : "",
+        .host = host, .action = in->action.s, .content_type = in->content_type.s,
+        .signed_headers = in->signed_headers.s, .payload = payload, .payload_len = payload_len,
+        .timestamp = in->timestamp,
+    };
+    return tc3_sign(signer, &r);
+}
+
+static int fail_signing(lua_State *L, tc3_status st) {
+    if (st == TC3_BAD_TIMESTAMP) return fail_input(L, "timestamp", "%s is out of range%s", "");
+    lua_pushnil(L);
+    lua_createtable(L, 0, 3);
+    lua_pushliteral(L, "ClientError.SignatureError");
+    lua_setfield(L, -2, "code");
+    lua_pushstring(L, st == TC3_NO_MEMORY ? "out of memory while signing" : "OpenSSL failed while signing");
+    lua_setfield(L, -2, "message");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "sent");
+    return 2;
+}
+
+/* The headers a signed request carries, in the order they are sent; names as Tencent Cloud spells them. */
+static int header_lines(lua_State *L, const call_input *in, tc3_signer *signer, const char *host,
+                        const char **lines) {
+    char stamp[24];
+    snprintf(stamp, sizeof stamp, "%lld", (long long)in->timestamp);
+    int n = 0;
+    lines[n++] = lua_pushfstring(L, "Authorization: %s", tc3_authorization(signer, NULL));
+    lines[n++] = lua_pushfstring(L, "Content-Type: %s", in->content_type.s);
+    lines[n++] = lua_pushfstring(L, "Host: %s", host);
+    lines[n++] = lua_pushfstring(L, "X-TC-Action: %s", in->action.s);
+    lines[n++] = lua_pushfstring(L, "X-TC-Version: %s", in->version.s);
+    lines[n++] = lua_pushfstring(L, "X-TC-Timestamp: %s", stamp);
+    lines[n++] = lua_pushfstring(L, "X-TC-Region: %s", in->region.s);
+    if (in->token.s) lines[n++] = lua_pushfstring(L, "X-TC-Token: %s", in->token.s);
+    if (in->language.s) lines[n++] = lua_pushfstring(L, "X-TC-Language: %s", in->language.s);
+    lines[n++] = "X-TC-RequestClient: SDK_LUA_" CORE_VERSION;
+    return n;
+}
+
+/* core.sign(t) -> headers, { canonical_request, string_to_sign, signature } */
+static int core_sign(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    call_input in;
+    memset(&in, 0, sizeof in);
+    lstr payload;
+    if (read_common(L, 1, &in, 0)) return 2;
+    if (get_string(L, 1, "host", 1, &in.host) < 0 || get_string(L, 1, "action", 1, &in.action) < 0
+        || get_string(L, 1, "version", 1, &in.version) < 0 || get_string(L, 1, "method", 0, &in.method) < 0
+        || get_string(L, 1, "query", 0, &in.query) < 0)
+        return 2;
+    if (!in.method.s) in.method.s = "POST";
+    if (strcmp(in.method.s, "POST") != 0 && strcmp(in.method.s, "GET") != 0)
+        return fail_input(L, "method", "%s must be \"POST\" or \"GET\"%s", "");
+    int is_get = strcmp(in.method.s, "GET") == 0;
+    if (is_get) {
+        payload.s = "";
+        payload.len = 0;
+    } else {
+        lua_getfield(L, 1, "payload");
+        if (lua_type(L, -1) != LUA_TSTRING)
+            return fail_input(L, "payload", "%s must be a string (the exact body), got %s",
+                              luaL_typename(L, -1));
+        payload.s = lua_tolstring(L, -1, &payload.len);
+    }
+    signer_box *box = lua_touserdata(L, UV_SIGNER);
+    tc3_status st = sign_input(box->signer, &in, in.host.s, payload.s, payload.len);
+    if (st != TC3_OK) return fail_signing(L, st);
+
+    const char *lines[MAX_HEADERS];
+    int n = header_lines(L, &in, box->signer, in.host.s, lines);
+    lua_createtable(L, 0, n);
+    for (int i = 0; i < n; i++) {
+        const char *colon = strchr(lines[i], ':');
+        lua_pushlstring(L, lines[i], (size_t)(colon - lines[i]));
+        lua_pushstring(L, colon + 2);
+        lua_rawset(L, -3);
+    }
+    lua_createtable(L, 0, 3);
+    size_t len;
+    const char *text = tc3_canonical_request(box->signer, &len);
+    lua_pushlstring(L, text, len);
+    lua_setfield(L, -2, "canonical_request");
+    text = tc3_string_to_sign(box->signer, &len);
+    lua_pushlstring(L, text, len);
+    lua_setfield(L, -2, "string_to_sign");
+    lua_pushstring(L, tc3_signature(box->signer));
+    lua_setfield(L, -2, "signature");
+    return 2;
+}
+
+/* ---- sessions ---- */
+
+static session *check_session(lua_State *L) { return luaL_checkudata(L, 1, SESSION_MT); }
+
+static void session_release(session *s) {
+    http_session_free(s->http);
+    tc3_signer_free(s->signer);        /* wipes the cached signing keys */
+    s->http = NULL;
+    s->signer = NULL;
+}
+
+static int session_close(lua_State *L) {
+    session_release(check_session(L));
+    return 0;
+}
+
+static int session_tostring(lua_State *L) {
+    session *s = check_session(L);
+    lua_pushfstring(L, "tencentcloud.iotexplorer.core.session (%s)", s->http ? "open" : "closed");
+    return 1;
+}
+
+/* core.new_session(opts?) -> session | nil, err */
+static int core_new_session(lua_State *L) {
+    if (lua_isnoneornil(L, 1)) {
+        lua_settop(L, 0);
+        lua_newtable(L);
+    }
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lstr ca_file, ca_path, proxy, user_agent;
+    long timeout_ms, connect_timeout_ms;
+    if (get_seconds(L, 1, "timeout", &timeout_ms) || get_seconds(L, 1, "connect_timeout", &connect_timeout_ms)
+        || get_string(L, 1, "ca_file", 0, &ca_file) < 0 || get_string(L, 1, "ca_path", 0, &ca_path) < 0
+        || get_string(L, 1, "proxy", 0, &proxy) < 0 || get_string(L, 1, "user_agent", 0, &user_agent) < 0)
+        return 2;
+    lua_getfield(L, 1, "max_response_bytes");
+    size_t max_body = DEFAULT_MAX_RESPONSE;
+    if (!lua_isnil(L, -1)) {
+        lua_Number n = lua_tonumber(L, -1);
+        if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 1 && n <= 1073741824.0) || floor(n) != n)
+            return fail_input(L, "max_response_bytes", "%s must be a whole number from 1 to 2^30%s", "");
+        max_body = (size_t)n;
+    }
+
+    /* The metatable goes on before any foreign object exists, so every path below is collected. */
+    session *s = lua_newuserdata(L, sizeof *s);
+    memset(s, 0, sizeof *s);
+    luaL_getmetatable(L, SESSION_MT);
+    lua_setmetatable(L, -2);
+    s->timeout_ms = timeout_ms ? timeout_ms : (long)(DEFAULT_TIMEOUT * 1000);
+    s->connect_timeout_ms = connect_timeout_ms ? connect_timeout_ms : (long)(DEFAULT_CONNECT_TIMEOUT * 1000);
+    http_options o = {
+        .timeout_ms = s->timeout_ms, .connect_timeout_ms = s->connect_timeout_ms, .ca_file = ca_file.s,
+        .ca_path = ca_path.s, .proxy = proxy.s,
+        .user_agent = user_agent.s ? user_agent.s : "tencentcloud-iotexplorer-lua/" CORE_VERSION,
+        .max_response_bytes = max_body,
+    };
+    char message[HTTP_MESSAGE_SIZE];
+    s->http = http_session_new(&o, message, sizeof message);
+    s->signer = s->http ? tc3_signer_new() : NULL;
+    if (!s->signer) {
+        session_release(s);
+        lua_pushnil(L);
+        lua_createtable(L, 0, 3);
+        lua_pushliteral(L, "ClientError.SessionError");
+        lua_setfield(L, -2, "code");
+        lua_pushstring(L, s->http ? "could not create the signer (OpenSSL)" : message);
+        lua_setfield(L, -2, "message");
+        lua_pushboolean(L, 0);
+        lua_setfield(L, -2, "sent");
+        return 2;
+    }
+    return 1;
+}
+
+/* Turns a completed HTTP exchange into the Response table, or nil + err. */
+static int decode_response(lua_State *L, const http_result *r) {
+    push_json_fn(L, "decode");
+    lua_pushlstring(L, r->body, r->body_len);
+    lua_call(L, 1, 1);                 /* cjson.safe: returns nil on bad input instead of raising */
+    int doc = lua_gettop(L);
+    int is_envelope = 0;
+    if (lua_type(L, doc) == LUA_TTABLE) {
+        lua_getfield(L, doc, "Response");
+        is_envelope = lua_type(L, -1) == LUA_TTABLE;
+    } else {
+        lua_pushnil(L);
+    }
+    int resp = lua_gettop(L);
+    if (is_envelope) {
+        push_json_fn(L, "null");
+        normalise(L, resp, lua_gettop(L));
+        lua_pop(L, 1);
+        lua_getfield(L, resp, "Error");
+        if (lua_isnil(L, -1) && r->code == 200) {
+            lua_pushvalue(L, resp);
+            return 1;
+        }
+        if (lua_type(L, -1) == LUA_TTABLE) {
+            int error = lua_gettop(L);
+            lua_getfield(L, error, "Code");
+            if (lua_type(L, -1) == LUA_TSTRING) {
+                lua_pushnil(L);
+                push_transport_error(L, lua_tostring(L, -2), r);
+                lua_getfield(L, error, "Message");
+                if (lua_type(L, -1) != LUA_TSTRING) {
+                    lua_pop(L, 1);
+                    lua_pushliteral(L, "(the service sent no message)");
+                }
+                lua_setfield(L, -2, "message");
+                lua_getfield(L, resp, "RequestId");
+                if (lua_type(L, -1) == LUA_TSTRING) lua_setfield(L, -2, "request_id");
+                else lua_pop(L, 1);
+                return 2;
+            }
+        }
+    }
+    lua_pushnil(L);
+    if (r->code != 200) {
+        push_transport_error(L, "ClientError.HttpStatusCodeError", r);
+        lua_pushfstring(L, "HTTP status %d without an API error envelope", (int)r->code);
+    } else {
+        push_transport_error(L, "ClientError.ParseJsonError", r);
+        lua_pushstring(L, r->body_len == 0 ? "empty response body"
+                          : is_envelope ? "the Error object in the response has no Code"
+                          : lua_type(L, doc) == LUA_TTABLE ? "response JSON has no Response object"
+                          : "response body is not valid JSON");
+    }
+    lua_setfield(L, -2, "message");
+    return 2;
+}
+
+static int transport_failure(lua_State *L, const http_result *r) {
+    static const char *const codes[] = {
+        [HTTP_NETWORK] = "ClientError.NetworkError", [HTTP_TIMEOUT] = "ClientError.Timeout",
+        [HTTP_TOO_LARGE] = "ClientError.ResponseTooLarge", [HTTP_NO_MEMORY] = "ClientError.NetworkError",
+        [HTTP_ABORTED] = "ClientError.NetworkError",
+    };
+    lua_pushnil(L);
+    push_transport_error(L, codes[r->status], r);
+    lua_pushstring(L, r->message);
+    lua_setfield(L, -2, "message");
+    return 2;
+}
+
+/* Signs and posts the JSON body at stack index body_idx; the common fields are already read into in. */
+static int perform(lua_State *L, session *s, call_input *in, int body_idx) {
+    size_t body_len;
+    const char *body = lua_tolstring(L, body_idx, &body_len);
+    lua_pushlstring(L, in->host.s, in->host.len);
+    const char *host = lua_tostring(L, -1);
+    tc3_status st = sign_input(s->signer, in, host, body, body_len);
+    if (st != TC3_OK) return fail_signing(L, st);
+
+    const char *lines[MAX_HEADERS];
+    int n = header_lines(L, in, s->signer, host, lines);
+    lua_pushlstring(L, in->endpoint.s, (size_t)(in->host.s + in->host.len - in->endpoint.s));
+    lua_pushliteral(L, "/");
+    lua_concat(L, 2);
+    const char *url = lua_tostring(L, -1);
+    http_request req = {
+        .method = "POST", .url = url, .headers = lines, .header_count = (size_t)n, .body = body,
+        .body_len = body_len, .timeout_ms = in->timeout_ms, .connect_timeout_ms = in->connect_timeout_ms,
+    };
+    http_result r;
+    if (http_perform(s->http, &req, &r) != HTTP_OK) return transport_failure(L, &r);
+    return decode_response(L, &r);
+}
+
+static int closed_session(lua_State *L) {
+    lua_pushnil(L);
+    lua_createtable(L, 0, 3);
+    lua_pushliteral(L, "ClientError.SessionClosed");
+    lua_setfield(L, -2, "code");
+    lua_pushliteral(L, "the session is closed");
+    lua_setfield(L, -2, "message");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "sent");
+    return 2;
+}
+
+/* core.describe_batch_production(session, req) -> Response | nil, err */
+static int core_describe_batch_production(lua_State *L) {
+    session *s = check_session(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!s->http) return closed_session(L);
+    call_input in;
+    memset(&in, 0, sizeof in);
+    lstr product, batch;
+    if (read_common(L, 2, &in, 1) || get_string(L, 2, "ProductId", 1, &product) < 0
+        || get_string(L, 2, "BatchProductionId", 1, &batch) < 0)
+        return 2;
+    in.action.s = "DescribeBatchProduction";
+    in.version.s = DEFAULT_VERSION;
+    in.method.s = "POST";
+
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    luaL_addstring(&b, "{\"ProductId\":");
+    add_json_string(&b, &product);
+    luaL_addstring(&b, ",\"BatchProductionId\":");
+    add_json_string(&b, &batch);
+    luaL_addchar(&b, '}');
+    luaL_pushresult(&b);
+    return perform(L, s, &in, lua_gettop(L));
+}
+
+/* core.call(session, { action, version?, params?, ...common }) -> Response | nil, err */
+static int core_call(lua_State *L) {
+    session *s = check_session(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (!s->http) return closed_session(L);
+    call_input in;
+    memset(&in, 0, sizeof in);
+    if (read_common(L, 2, &in, 1) || get_string(L, 2, "action", 1, &in.action) < 0
+        || get_string(L, 2, "version", 0, &in.version) < 0)
+        return 2;
+    if (!in.version.s) in.version.s = DEFAULT_VERSION;
+    in.method.s = "POST";
+    lua_getfield(L, 2, "params");
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_newtable(L);
+    } else if (!lua_istable(L, -1)) {
+        return fail_input(L, "params", "%s must be a table, got %s", luaL_typename(L, -1));
+    }
+    push_json_fn(L, "encode");
+    lua_insert(L, -2);
+    lua_call(L, 1, 2);                 /* cjson.safe: nil, message for functions, cycles, bad keys */
+    if (lua_isnil(L, -2))
+        return fail_input(L, "params", "%s cannot be encoded as JSON: %s", lua_tostring(L, -1));
+    lua_pop(L, 1);
+    return perform(L, s, &in, lua_gettop(L));
+}
+
+/* ---- clocks ---- */
+
+static int core_now(lua_State *L) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    lua_pushnumber(L, (lua_Number)ts.tv_sec + (lua_Number)ts.tv_nsec / 1e9);
+    return 1;
+}
+
+static int core_sleep(lua_State *L) {
+    lua_Number seconds = luaL_checknumber(L, 1);
+    if (!(seconds > 0)) return 0;
+    if (seconds > 86400) seconds = 86400;
+    struct timespec ts = { (time_t)seconds, (long)((seconds - floor(seconds)) * 1e9) };
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
+    return 0;
+}
+
+/* ---- module ---- */
+
+static int signer_gc(lua_State *L) {
+    signer_box *box = luaL_checkudata(L, 1, SIGNER_MT);
+    tc3_signer_free(box->signer);
+    box->signer = NULL;
+    return 0;
+}
+
+/* The one exported symbol: everything else stays hidden (-fvisibility=hidden) so nothing clashes. */
+__attribute__((visibility("default"))) int luaopen_tencentcloud_iotexplorer_core(lua_State *L);
+
+int luaopen_tencentcloud_iotexplorer_core(lua_State *L) {
+    static const luaL_Reg session_methods[] = {
+        { "close", session_close }, { "__gc", session_close }, { "__close", session_close },
+        { "__tostring", session_tostring }, { NULL, NULL },
+    };
+    static const luaL_Reg functions[] = {
+        { "sign", core_sign }, { "new_session", core_new_session },
+        { "describe_batch_production", core_describe_batch_production }, { "call", core_call },
+        { NULL, NULL },
+    };
+    if (tc3_global_init() || http_global_init()) return luaL_error(L, "OpenSSL or libcurl failed to initialise");
+
+    if (luaL_newmetatable(L, SESSION_MT)) {
+        luaL_setfuncs(L, session_methods, 0);
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -2, "__index");
+        lua_pushliteral(L, "locked");
+        lua_setfield(L, -2, "__metatable");
+    }
+    lua_pop(L, 1);
+    if (luaL_newmetatable(L, SIGNER_MT)) {
+        lua_pushcfunction(L, signer_gc);
+        lua_setfield(L, -2, "__gc");
+    }
+    lua_pop(L, 1);
+
+    lua_createtable(L, 0, 8);
+    signer_box *box = lua_newuserdata(L, sizeof *box);
+    box->signer = NULL;
+    luaL_getmetatable(L, SIGNER_MT);
+    lua_setmetatable(L, -2);
+    if (!(box->signer = tc3_signer_new())) return luaL_error(L, "could not create the TC3 signer (OpenSSL)");
+
+    lua_getglobal(L, "require");
+    lua_pushliteral(L, "cjson.safe");
+    lua_call(L, 1, 1);
+    lua_getfield(L, -1, "new");
+    lua_call(L, 0, 1);                 /* a private instance: other code's cjson settings do not reach us */
+    lua_remove(L, -2);
+    lua_getfield(L, -1, "decode_max_depth");
+    lua_pushinteger(L, 64);
+    lua_call(L, 1, 0);
+
+    luaL_setfuncs(L, functions, 2);
+    lua_pushcfunction(L, core_now);
+    lua_setfield(L, -2, "now");
+    lua_pushcfunction(L, core_sleep);
+    lua_setfield(L, -2, "sleep");
+    lua_pushliteral(L, CORE_VERSION);
+    lua_setfield(L, -2, "_VERSION");
+    return 1;
+}

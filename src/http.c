@@ -1,0 +1,220 @@
+/* libcurl transport. Every callback here is plain C: no Lua error can unwind through libcurl. */
+#define _POSIX_C_SOURCE 200809L
+#include "http.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+struct http_session {
+    CURL *curl;
+    char *body;
+    size_t body_len, body_cap, max_body;
+    int too_large;
+    int64_t server_date;
+    long timeout_ms, connect_timeout_ms;
+    const http_request *current;       /* the request being performed, for streaming callbacks */
+    int aborted;
+    char curl_message[CURL_ERROR_SIZE];
+};
+
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+static CURLcode global_status = CURLE_FAILED_INIT;
+
+static void global_setup(void) { global_status = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+int http_global_init(void) {
+    pthread_once(&global_once, global_setup);
+    return global_status == CURLE_OK ? 0 : -1;
+}
+
+static size_t on_body(char *data, size_t size, size_t count, void *userdata) {
+    http_session *s = userdata;
+    size_t n = size * count;
+    const http_request *req = s->current;
+    if (req->on_data) {
+        if (req->on_data(req->ctx, data, n)) {
+            s->aborted = 1;
+            return 0;
+        }
+        return n;
+    }
+    if (n > s->max_body - s->body_len) {
+        s->too_large = 1;
+        return 0;                      /* makes libcurl stop with CURLE_WRITE_ERROR */
+    }
+    if (s->body_len + n + 1 > s->body_cap) {
+        size_t cap = s->body_cap ? s->body_cap : 4096;
+        while (cap < s->body_len + n + 1) cap *= 2;
+        char *p = realloc(s->body, cap);
+        if (!p) return 0;
+        s->body = p;
+        s->body_cap = cap;
+    }
+    memcpy(s->body + s->body_len, data, n);
+    s->body_len += n;
+    s->body[s->body_len] = '\0';
+    return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t count, void *userdata) {
+    http_session *s = userdata;
+    size_t n = size * count;
+    if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+        s->server_date = -1;           /* a new response (after a 1xx, say): forget the last one's */
+    } else if (n > 5 && strncasecmp(data, "date:", 5) == 0) {
+        char value[128];
+        size_t len = n - 5 < sizeof value - 1 ? n - 5 : sizeof value - 1;
+        memcpy(value, data + 5, len);
+        value[len] = '\0';
+        time_t t = curl_getdate(value, NULL);
+        s->server_date = t == (time_t)-1 ? -1 : (int64_t)t;
+    }
+    return n;
+}
+
+static int on_progress(void *userdata, curl_off_t total, curl_off_t now, curl_off_t up_total, curl_off_t up_now) {
+    (void)up_total;
+    (void)up_now;
+    http_session *s = userdata;
+    const http_request *req = s->current;
+    if (req && req->on_progress && req->on_progress(req->ctx, (int64_t)now, (int64_t)total)) {
+        s->aborted = 1;
+        return 1;
+    }
+    return 0;
+}
+
+http_session *http_session_new(const http_options *o, char *message, size_t message_size) {
+    if (http_global_init()) {
+        snprintf(message, message_size, "libcurl global initialisation failed");
+        return NULL;
+    }
+    http_session *s = calloc(1, sizeof *s);
+    if (!s || !(s->curl = curl_easy_init())) {
+        free(s);
+        snprintf(message, message_size, "out of memory creating a libcurl handle");
+        return NULL;
+    }
+    s->max_body = o->max_response_bytes;
+    s->timeout_ms = o->timeout_ms;
+    s->connect_timeout_ms = o->connect_timeout_ms;
+    CURL *c = s->curl;
+    CURLcode rc = CURLE_OK;
+#define SET(opt, val) if (rc == CURLE_OK) rc = curl_easy_setopt(c, opt, val)
+    SET(CURLOPT_NOSIGNAL, 1L);             /* no SIGALRM for DNS timeouts: threads and nginx */
+#if LIBCURL_VERSION_NUM >= 0x075500
+    SET(CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    SET(CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
+    SET(CURLOPT_FOLLOWLOCATION, 0L);       /* a redirect is an error for a signed API */
+    SET(CURLOPT_TCP_KEEPALIVE, 1L);
+    SET(CURLOPT_SSL_VERIFYPEER, 1L);
+    SET(CURLOPT_SSL_VERIFYHOST, 2L);
+    SET(CURLOPT_WRITEFUNCTION, on_body);
+    SET(CURLOPT_WRITEDATA, s);
+    SET(CURLOPT_HEADERFUNCTION, on_header);
+    SET(CURLOPT_HEADERDATA, s);
+    SET(CURLOPT_XFERINFOFUNCTION, on_progress);
+    SET(CURLOPT_XFERINFODATA, s);
+    SET(CURLOPT_ERRORBUFFER, s->curl_message);
+    if (o->ca_file) SET(CURLOPT_CAINFO, o->ca_file);
+    if (o->ca_path) SET(CURLOPT_CAPATH, o->ca_path);
+    if (o->proxy) SET(CURLOPT_PROXY, o->proxy);
+    if (o->user_agent) SET(CURLOPT_USERAGENT, o->user_agent);
+#undef SET
+    if (rc != CURLE_OK) {
+        snprintf(message, message_size, "libcurl refused an option: %s", curl_easy_strerror(rc));
+        http_session_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+void http_session_free(http_session *s) {
+    if (!s) return;
+    if (s->curl) curl_easy_cleanup(s->curl);
+    free(s->body);
+    free(s);
+}
+
+static http_status classify(http_session *s, CURLcode rc) {
+    if (s->too_large || rc == CURLE_FILESIZE_EXCEEDED) return HTTP_TOO_LARGE;
+    if (s->aborted || rc == CURLE_ABORTED_BY_CALLBACK) return HTTP_ABORTED;
+    if (rc == CURLE_OPERATION_TIMEDOUT) return HTTP_TIMEOUT;
+    if (rc == CURLE_OUT_OF_MEMORY) return HTTP_NO_MEMORY;
+    return HTTP_NETWORK;
+}
+
+http_status http_perform(http_session *s, const http_request *req, http_result *r) {
+    memset(r, 0, sizeof *r);
+    r->server_date = -1;
+    s->body_len = 0;
+    if (s->body) s->body[0] = '\0';
+    s->too_large = s->aborted = 0;
+    s->server_date = -1;
+    s->curl_message[0] = '\0';
+    s->current = req;
+
+    struct curl_slist *list = NULL;
+    for (size_t i = 0; i < req->header_count; i++) {
+        struct curl_slist *next = curl_slist_append(list, req->headers[i]);
+        if (!next) {
+            curl_slist_free_all(list);
+            s->current = NULL;
+            r->status = HTTP_NO_MEMORY;
+            snprintf(r->message, sizeof r->message, "out of memory building request headers");
+            return r->status;
+        }
+        list = next;
+    }
+    /* libcurl would add "Expect: 100-continue" to larger bodies and wait a round trip for it. */
+    struct curl_slist *next = curl_slist_append(list, "Expect:");
+    if (next) list = next;
+
+    CURL *c = s->curl;
+    int post = strcmp(req->method, "POST") == 0;
+    curl_easy_setopt(c, CURLOPT_URL, req->url);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
+    if (post) {
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+    } else {
+        curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    }
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : s->timeout_ms);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                     req->connect_timeout_ms > 0 ? req->connect_timeout_ms : s->connect_timeout_ms);
+    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, req->on_data ? (curl_off_t)0 : (curl_off_t)s->max_body);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, req->on_progress ? 0L : 1L);
+
+    CURLcode rc = curl_easy_perform(c);
+
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);   /* the list dies here; do not leave it dangling */
+    curl_slist_free_all(list);
+    s->current = NULL;
+
+    long request_size = 0;
+    curl_easy_getinfo(c, CURLINFO_REQUEST_SIZE, &request_size);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->code);
+    r->sent = request_size > 0;
+    r->curl_code = (int)rc;
+    r->server_date = s->server_date;
+    r->body = s->body ? s->body : "";
+    r->body_len = s->body_len;
+    if (rc == CURLE_OK) {
+        r->status = HTTP_OK;
+        return r->status;
+    }
+    r->status = classify(s, rc);
+    if (r->status == HTTP_TOO_LARGE)
+        snprintf(r->message, sizeof r->message, "response body larger than the %zu-byte limit", s->max_body);
+    else
+        snprintf(r->message, sizeof r->message, "%s (curl %d)%s%s", curl_easy_strerror(rc), (int)rc,
+                 s->curl_message[0] ? ": " : "", s->curl_message);
+    return r->status;
+}

@@ -1,0 +1,64 @@
+/* One libcurl easy handle per session: keep-alive reuse, bounded bodies, the Date header. No Lua here. */
+#ifndef HTTP_H
+#define HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HTTP_MESSAGE_SIZE 320
+
+typedef struct http_session http_session;
+
+typedef struct http_options {
+    long timeout_ms;                   /* whole transfer; always set */
+    long connect_timeout_ms;
+    const char *ca_file, *ca_path;     /* NULL: libcurl's defaults (the system store) */
+    const char *proxy;                 /* NULL: libcurl reads https_proxy / NO_PROXY itself */
+    const char *user_agent;
+    size_t max_response_bytes;
+} http_options;
+
+typedef enum http_status {
+    HTTP_OK = 0,                       /* a response arrived, whatever its status code */
+    HTTP_NETWORK,                      /* DNS, connect, TLS, reset, body cut short */
+    HTTP_TIMEOUT,
+    HTTP_TOO_LARGE,                    /* body past max_response_bytes */
+    HTTP_NO_MEMORY,
+    HTTP_ABORTED                       /* the caller's stream callback asked to stop */
+} http_status;
+
+typedef struct http_request {
+    const char *method;                /* "POST" or "GET" */
+    const char *url;
+    const char *const *headers;        /* "Name: value" lines */
+    size_t header_count;
+    const char *body;
+    size_t body_len;
+    long timeout_ms, connect_timeout_ms;  /* 0: the session's */
+    /* Streaming (GET downloads): when set, body bytes go here instead of the session buffer, and
+     * progress reports totals as they grow. Returning nonzero from either aborts the transfer. */
+    int (*on_data)(void *ctx, const char *data, size_t len);
+    int (*on_progress)(void *ctx, int64_t received, int64_t total);
+    void *ctx;
+} http_request;
+
+typedef struct http_result {
+    http_status status;
+    long code;                         /* HTTP status code, 0 without a response */
+    const char *body;                  /* owned by the session, valid until its next request */
+    size_t body_len;
+    int64_t server_date;               /* the Date header as Unix seconds, -1 when absent */
+    int sent;                          /* 0 only if no request byte left this machine */
+    int curl_code;
+    char message[HTTP_MESSAGE_SIZE];   /* for people; never holds request headers */
+} http_result;
+
+int http_global_init(void);            /* once per process, thread-safe; 0 on success */
+
+http_session *http_session_new(const http_options *o, char *message, size_t message_size);
+void http_session_free(http_session *s);  /* NULL is fine */
+
+/* Performs one request. Returns r->status; on HTTP_OK the response fields are set. */
+http_status http_perform(http_session *s, const http_request *req, http_result *r);
+
+#endif

@@ -1,0 +1,37 @@
+rockspec_format = "3.0"
+package = "tencentcloud-iotexplorer"
+version = "scm-1"
+source = {
+   url = "git+file://.",
+}
+description = {
+   summary = "Tencent Cloud IoT Explorer API client for Lua and OpenResty, with a native TC3 signer and libcurl",
+   detailed = [[
+Calls the Tencent Cloud IoT Explorer API 3.0 (service iotexplorer, version 2019-04-23): DescribeBatchProduction
+and the other batch-production actions, or any action of the service. Signing (TC3-HMAC-SHA256, OpenSSL) and
+HTTP (libcurl, keep-alive) run in C; credentials, retries, rate limiting and error objects are Lua.
+Ships a local API emulator for offline development and the tciot command-line tool.
+]],
+   license = "MIT",
+   labels = { "tencentcloud", "iot", "api", "openresty" },
+}
+dependencies = {
+   "lua >= 5.1",
+   "lua-cjson",
+}
+external_dependencies = {
+   -- Checked by library name: Debian keeps curl/curl.h under a multiarch folder a header check misses.
+   CURL = { library = "curl" },
+   OPENSSL = { library = "crypto" },
+}
+build = {
+   type = "builtin",
+   modules = {
+      ["tencentcloud.iotexplorer.core"] = {
+         sources = { "src/core.c", "src/tc3.c", "src/http.c" },
+         libraries = { "curl", "crypto", "pthread", "m" },
+         incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
+         libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+      },
+   },
+}
