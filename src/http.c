@@ -36,7 +36,9 @@ static size_t on_body(char *data, size_t size, size_t count, void *userdata) {
     size_t n = size * count;
     const http_request *req = s->current;
     if (req->on_data) {
-        if (req->on_data(req->ctx, data, n)) {
+        long status = 0;
+        curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+        if (req->on_data(req->ctx, status, data, n)) {
             s->aborted = 1;
             return 0;
         }

@@ -35,9 +35,9 @@ typedef struct http_request {
     const char *body;
     size_t body_len;
     long timeout_ms, connect_timeout_ms;  /* 0: the session's */
-    /* Streaming (GET downloads): when set, body bytes go here instead of the session buffer, and
-     * progress reports totals as they grow. Returning nonzero from either aborts the transfer. */
-    int (*on_data)(void *ctx, const char *data, size_t len);
+    /* Streaming (GET downloads): when set, body bytes go here, with the response's status code, instead
+     * of the session buffer; progress reports totals as they grow. Nonzero from either aborts. */
+    int (*on_data)(void *ctx, long status, const char *data, size_t len);
     int (*on_progress)(void *ctx, int64_t received, int64_t total);
     void *ctx;
 } http_request;

@@ -1,0 +1,263 @@
+-- Spec helper: starts the local IoT Explorer emulator (always under lua5.4) as a
+-- child process and talks to it over loopback with lua-socket. Works from specs
+-- running under lua5.4 or LuaJIT.
+--
+--   local emulator = require("helpers.emulator")
+--   local emu = emulator.start({ fixture = { rate_limit = 5 } })
+--   emu:fault({ kind = "status", status = 503 })
+--   ... emu.url, emu.secret_id, emu.secret_key ...
+--   emu:stop()
+local socket = require("socket")
+local cjson = require("cjson.safe")
+local digest = require("openssl.digest")
+local hmac = require("openssl.hmac")
+local defaults = require("tencentcloud.iotexplorer.emulator.defaults")
+
+local M = {}
+local Emu = {}
+Emu.__index = Emu
+
+M.defaults = defaults
+
+-- Absolute path of the repository, found from this file's own location.
+local function repo_root()
+  local src = debug.getinfo(1, "S").source:gsub("^@", "")
+  local dir = src:match("^(.*)/helpers/[^/]*$") or "spec"
+  local root = dir .. "/.."
+  if root:sub(1, 1) ~= "/" then root = (os.getenv("PWD") or ".") .. "/" .. root end
+  return root
+end
+
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+local function write_file(path, data)
+  local f = assert(io.open(path, "wb"))
+  assert(f:write(data))
+  f:close()
+end
+
+-- True while the process exists and is not a zombie.
+local function alive(pid)
+  local stat = read_file("/proc/" .. pid .. "/stat")
+  if not stat then return false end
+  local state = stat:match("^%d+ %b() (%a)")
+  return state ~= nil and state ~= "Z" and state ~= "X"
+end
+
+---------------------------------------------------------------------------
+-- Raw HTTP/1.1 over lua-socket.
+
+-- Reads one response from a connected socket. Returns status, headers (lowercase
+-- names), body; or nil, err. `head` = true for a response to HEAD.
+function M.read_response(sock, head)
+  local line, err = sock:receive("*l")
+  if not line then return nil, err end
+  local status = tonumber(line:match("^HTTP/%d%.%d (%d%d%d)"))
+  if not status then return nil, "bad status line: " .. line end
+  local headers = {}
+  while true do
+    local h, herr = sock:receive("*l")
+    if not h then return nil, herr end
+    if h == "" then break end
+    local name, value = h:match("^([^:]+):%s*(.-)%s*$")
+    if name then headers[name:lower()] = value end
+  end
+  if head or status == 204 or status == 304 or (status >= 100 and status < 200) then
+    return status, headers, ""
+  end
+  local body, berr, partial
+  local length = tonumber(headers["content-length"] or "")
+  if length == 0 then
+    body = ""   -- lua-socket's receive(0) reports "closed" on a closed connection
+  elseif length then
+    body, berr, partial = sock:receive(length)
+  else
+    body, berr, partial = sock:receive("*a")
+  end
+  if not body then return nil, berr, partial, status, headers end
+  return status, headers, body
+end
+
+-- Sends one request on `sock` (or a new connection to host:port) and reads the
+-- response. opts: method, path, headers (map), body, sock, keep (keep the socket
+-- open and return it as 4th value), timeout.
+function M.http(host, port, opts)
+  local sock = opts.sock
+  if not sock then
+    local err
+    sock, err = socket.connect(host, port)
+    if not sock then return nil, err end
+  end
+  sock:settimeout(opts.timeout or 10)
+  local body = opts.body or ""
+  local lines = { (opts.method or "GET") .. " " .. (opts.path or "/") .. " HTTP/1.1" }
+  local headers = { Host = host .. ":" .. port, ["Content-Length"] = tostring(#body) }
+  if not opts.keep then headers.Connection = "close" end
+  for k, v in pairs(opts.headers or {}) do headers[k] = v end
+  for k, v in pairs(headers) do
+    if v ~= false then lines[#lines + 1] = k .. ": " .. v end
+  end
+  local ok, err = sock:send(table.concat(lines, "\r\n") .. "\r\n\r\n" .. body)
+  if not ok then sock:close(); return nil, err end
+  local status, rheaders, rbody = M.read_response(sock, opts.method == "HEAD")
+  if not opts.keep or not status then sock:close() end
+  if not status then return nil, rheaders end
+  return status, rheaders, rbody, opts.keep and sock or nil
+end
+
+---------------------------------------------------------------------------
+-- TC3-HMAC-SHA256 signing, independent of both the C module and the emulator.
+
+local function hex(raw)
+  return (raw:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+local function sha256_hex(s) return hex(digest.new("sha256"):final(s)) end
+local function hmac256(k, m) return hmac.new(k, "sha256"):final(m) end
+
+-- Returns the Authorization header value. p: secret_id, secret_key, timestamp,
+-- host, content_type, action, body, signed_headers ("content-type;host" default),
+-- service ("iotexplorer"), date (defaults to the UTC date of timestamp).
+function M.authorization(p)
+  local signed = p.signed_headers or "content-type;host"
+  local service = p.service or "iotexplorer"
+  local values = { ["content-type"] = p.content_type, host = p.host, ["x-tc-action"] = (p.action or ""):lower() }
+  local canon = {}
+  for name in signed:gmatch("[^;]+") do canon[#canon + 1] = name .. ":" .. (values[name] or "") .. "\n" end
+  local creq = table.concat({ "POST", "/", "", table.concat(canon), signed, sha256_hex(p.body) }, "\n")
+  local date = p.date or os.date("!%Y-%m-%d", p.timestamp)
+  local scope = date .. "/" .. service .. "/tc3_request"
+  local sts = table.concat({ "TC3-HMAC-SHA256", tostring(p.timestamp), scope, sha256_hex(creq) }, "\n")
+  local k = hmac256(hmac256(hmac256("TC3" .. p.secret_key, date), service), "tc3_request")
+  local sig = hex(hmac256(k, sts))
+  return string.format("TC3-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
+    p.secret_id, scope, signed, sig)
+end
+
+---------------------------------------------------------------------------
+-- The emulator handle.
+
+-- opts: fixture (Lua table, encoded to a temporary JSON file), port (default 0),
+-- timeout (seconds to wait for EMULATOR_READY, default 10).
+function M.start(opts)
+  opts = opts or {}
+  local base = os.tmpname()
+  local files = {
+    base = base, fixture = base .. ".fixture.json", out = base .. ".out",
+    err = base .. ".err", pid = base .. ".pid",
+  }
+  local fixture = opts.fixture or {}
+  write_file(files.fixture, assert(cjson.encode(fixture)))
+  local run = repo_root() .. "/lua/tencentcloud/iotexplorer/emulator/run.lua"
+  -- The shell records its pid and execs into the emulator (same pid). The pipe to
+  -- its stdin is ours: when this process exits, the emulator sees EOF and quits.
+  local cmd = string.format(
+    "echo $$ > %s; exec env -u LD_PRELOAD lua5.4 %s --port %d --host 127.0.0.1 --fixture %s"
+      .. " --exit-on-stdin-eof > %s 2> %s",
+    shell_quote(files.pid), shell_quote(run), opts.port or 0, shell_quote(files.fixture),
+    shell_quote(files.out), shell_quote(files.err))
+  local pipe = assert(io.popen(cmd, "w"))
+  local self = setmetatable({ pipe = pipe, files = files }, Emu)
+  local deadline = socket.gettime() + (opts.timeout or 10)
+  local url
+  while true do
+    self.pid = self.pid or tonumber(read_file(files.pid) or "")
+    url = (read_file(files.out) or ""):match("EMULATOR_READY (http://[^\r\n]+)\n")
+    if url then break end
+    if (self.pid and not alive(self.pid)) or socket.gettime() > deadline then
+      local why = (self.pid and not alive(self.pid)) and "exited" or "did not print EMULATOR_READY within "
+        .. (opts.timeout or 10) .. " s"
+      local stderr = read_file(files.err) or ""
+      self:stop()
+      error("emulator " .. why .. "; stderr:\n" .. stderr, 2)
+    end
+    socket.sleep(0.02)
+  end
+  self.url = url
+  self.host, self.port = url:match("^http://([^:/]+):(%d+)")
+  self.port = tonumber(self.port)
+  if fixture.defaults == false and type(fixture.credentials) == "table" and fixture.credentials[1] then
+    self.secret_id = fixture.credentials[1].secret_id
+    self.secret_key = fixture.credentials[1].secret_key
+    self.token = fixture.credentials[1].token
+  else
+    self.secret_id, self.secret_key = defaults.SECRET_ID, defaults.SECRET_KEY
+    self.tmp_secret_id, self.tmp_secret_key, self.tmp_token =
+      defaults.TMP_SECRET_ID, defaults.TMP_SECRET_KEY, defaults.TMP_TOKEN
+  end
+  return self
+end
+
+-- Control request; raises on transport errors or non-200 answers.
+function Emu:control(method, path, value)
+  local status, headers, body = M.http(self.host, self.port, {
+    method = method, path = "/_emulator/" .. path,
+    headers = { ["Content-Type"] = "application/json" },
+    body = value ~= nil and assert(cjson.encode(value)) or "",
+  })
+  if status ~= 200 then
+    error(string.format("emulator control %s %s failed: %s %s", method, path, tostring(status),
+      tostring(body or headers)), 2)
+  end
+  return cjson.decode(body)
+end
+
+function Emu:fault(f) return self:control("POST", "faults", f) end
+function Emu:counters() return self:control("GET", "counters") end
+function Emu:reset() return self:control("POST", "reset", {}) end
+function Emu:set(cfg) return self:control("POST", "config", cfg) end
+function Emu:config() return self:control("GET", "config") end
+function Emu:seed(batch) return self:control("POST", "batches", batch).batches end
+function Emu:batches() return self:control("GET", "batches").batches end
+function Emu:add_product(p) return self:control("POST", "products", p).products end
+
+-- Signed API call, for specs that need the raw protocol.
+-- opts: secret_id, secret_key, token, timestamp, region, version, signed_headers,
+-- content_type, body (raw override), headers (extra; false removes one), sock, keep.
+-- Returns status, headers, decoded JSON (or nil), raw body, kept socket.
+function Emu:call(action, params, opts)
+  opts = opts or {}
+  local body = opts.body or assert(cjson.encode(params or {}))
+  local ts = opts.timestamp or os.time()
+  local host = self.host .. ":" .. self.port
+  local ctype = opts.content_type or "application/json"
+  local headers = {
+    ["Content-Type"] = ctype,
+    ["X-TC-Action"] = action,
+    ["X-TC-Version"] = opts.version or "2019-04-23",
+    ["X-TC-Timestamp"] = tostring(ts),
+    ["X-TC-Region"] = opts.region or "ap-guangzhou",
+    Authorization = M.authorization({
+      secret_id = opts.secret_id or self.secret_id, secret_key = opts.secret_key or self.secret_key,
+      timestamp = ts, host = host, content_type = ctype, action = action, body = body,
+      signed_headers = opts.signed_headers, date = opts.date,
+    }),
+  }
+  if opts.token then headers["X-TC-Token"] = opts.token end
+  for k, v in pairs(opts.headers or {}) do headers[k] = v end
+  local status, rheaders, rbody, sock = M.http(self.host, self.port, {
+    method = "POST", path = "/", headers = headers, body = body, sock = opts.sock, keep = opts.keep,
+  })
+  if not status then return nil, rheaders end
+  return status, rheaders, cjson.decode(rbody), rbody, sock
+end
+
+function Emu:stop()
+  if self.stopped then return end
+  self.stopped = true
+  if self.pid and alive(self.pid) then os.execute("kill " .. math.floor(self.pid) .. " 2>/dev/null") end
+  if self.pipe then pcall(self.pipe.close, self.pipe) end
+  for _, path in pairs(self.files) do os.remove(path) end
+end
+
+return M
