@@ -57,7 +57,8 @@ describe("core calls", function()
   end)
 
   it("signs x-tc-action too when asked", function()
-    local res, err = core.describe_batch_production(session, request{ signed_headers = "content-type;host;x-tc-action" })
+    local res, err = core.describe_batch_production(session,
+      request{ signed_headers = "content-type;host;x-tc-action" })
     assert.is_nil(err)
     assert.are.equal(3, res.BatchCnt)
   end)
@@ -222,14 +223,15 @@ describe("core calls", function()
     end)
 
     it("ClientError.InvalidParameter before any I/O", function()
-      for field, value in pairs{ ProductId = "", BatchProductionId = 5, secret_key = "a\nb", endpoint = "file:///etc/passwd",
-                                  region = false, timeout = -1 } do
+      for field, value in pairs{ ProductId = "", BatchProductionId = 5, secret_key = "a\nb",
+                                  endpoint = "file:///etc/passwd", region = false, timeout = -1 } do
         local _, err = core.describe_batch_production(session, request{ [field] = value })
         assert.are.equal("ClientError.InvalidParameter", err.code)
         assert.are.equal(field, err.field)
         assert.is_false(err.sent)
       end
-      for _, endpoint in ipairs{ "ftp://x", "gopher://x", "http://", "http://user:pw@h", "http://h/path", "http://h?q" } do
+      for _, endpoint in ipairs{ "ftp://x", "gopher://x", "http://", "http://user:pw@h", "http://h/path",
+                                 "http://h?q" } do
         local _, err = core.describe_batch_production(session, request{ endpoint = endpoint })
         assert.are.equal("endpoint", err.field)
       end

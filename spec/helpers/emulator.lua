@@ -125,6 +125,14 @@ end
 local function sha256_hex(s) return hex(digest.new("sha256"):final(s)) end
 local function hmac256(k, m) return hmac.new(k, "sha256"):final(m) end
 
+M.sha256_hex = sha256_hex
+
+-- The TC3 signature of a string to sign: the derivation chain written out once more, in Lua.
+function M.tc3_signature(secret_key, date, service, string_to_sign)
+  local k = hmac256(hmac256(hmac256("TC3" .. secret_key, date), service), "tc3_request")
+  return hex(hmac256(k, string_to_sign))
+end
+
 -- Returns the Authorization header value. p: secret_id, secret_key, timestamp,
 -- host, content_type, action, body, signed_headers ("content-type;host" default),
 -- service ("iotexplorer"), date (defaults to the UTC date of timestamp).
@@ -138,8 +146,7 @@ function M.authorization(p)
   local date = p.date or os.date("!%Y-%m-%d", p.timestamp)
   local scope = date .. "/" .. service .. "/tc3_request"
   local sts = table.concat({ "TC3-HMAC-SHA256", tostring(p.timestamp), scope, sha256_hex(creq) }, "\n")
-  local k = hmac256(hmac256(hmac256("TC3" .. p.secret_key, date), service), "tc3_request")
-  local sig = hex(hmac256(k, sts))
+  local sig = M.tc3_signature(p.secret_key, date, service, sts)
   return string.format("TC3-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s",
     p.secret_id, scope, signed, sig)
 end
