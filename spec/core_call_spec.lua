@@ -154,6 +154,17 @@ describe("core calls", function()
       end)
     end
 
+    it("sends a request with fresh_connection once, even when a warm connection dies", function()
+      assert(core.describe_batch_production(session, request()))   -- warm the connection
+      emu:reset()
+      emu:fault{ kind = "reset" }
+      local _, err = core.call(session, request{ action = "CreateBatchProduction", fresh_connection = true,
+        params = { ProjectId = "PROJECT0001", ProductId = "R32ONVL0EU", BurnMethod = 0, GenerationMethod = 0,
+                   BatchCnt = 1 } })
+      assert.are.equal("ClientError.NetworkError", err.code)
+      assert.are.equal(1, emu:counters().requests)
+    end)
+
     it("ClientError.NetworkError when the body is cut short", function()
       emu:fault{ kind = "truncate" }
       local _, err = core.describe_batch_production(session, request())

@@ -226,6 +226,7 @@ typedef struct call_input {
          signed_headers, endpoint, host, method, query;
     int64_t timestamp;
     long timeout_ms, connect_timeout_ms;
+    int fresh_connection;
 } call_input;
 
 /* Reads the fields shared by sign, call and describe_batch_production. Pushes values on the stack.
@@ -259,6 +260,9 @@ static int read_common(lua_State *L, int t, call_input *in, int want_endpoint) {
     if (rc == 0) in->timestamp = (int64_t)time(NULL);
     if (get_seconds(L, t, "timeout", &in->timeout_ms) || get_seconds(L, t, "connect_timeout", &in->connect_timeout_ms))
         return 2;
+    lua_getfield(L, t, "fresh_connection");
+    in->fresh_connection = lua_toboolean(L, -1);
+    lua_pop(L, 1);
     if (want_endpoint) {
         if (get_string(L, t, "endpoint", 1, &in->endpoint) < 0 || parse_endpoint(L, &in->endpoint, &in->host))
             return 2;
@@ -524,6 +528,7 @@ static int perform(lua_State *L, session *s, call_input *in, int body_idx) {
     http_request req = {
         .method = "POST", .url = url, .headers = lines, .header_count = (size_t)n, .body = body,
         .body_len = body_len, .timeout_ms = in->timeout_ms, .connect_timeout_ms = in->connect_timeout_ms,
+        .fresh_connection = in->fresh_connection,
     };
     http_result r;
     if (http_perform(s->http, &req, &r) != HTTP_OK) return transport_failure(L, &r);

@@ -193,6 +193,7 @@ http_status http_perform(http_session *s, const http_request *req, http_result *
                      req->connect_timeout_ms > 0 ? req->connect_timeout_ms : s->connect_timeout_ms);
     curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, req->on_data ? (curl_off_t)0 : (curl_off_t)s->max_body);
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, req->on_progress ? 0L : 1L);
+    curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, req->fresh_connection ? 1L : 0L);
 
     CURLcode rc = curl_easy_perform(c);
 

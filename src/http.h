@@ -35,6 +35,9 @@ typedef struct http_request {
     const char *body;
     size_t body_len;
     long timeout_ms, connect_timeout_ms;  /* 0: the session's */
+    /* A new connection for this request. libcurl resends a request by itself when a reused
+     * connection turns out dead before any answer: harmless for reads, a duplicate for writes. */
+    int fresh_connection;
     /* Streaming (GET downloads): when set, body bytes go here, with the response's status code, instead
      * of the session buffer; progress reports totals as they grow. Nonzero from either aborts. */
     int (*on_data)(void *ctx, long status, const char *data, size_t len);

@@ -1,0 +1,191 @@
+-- Each credential source, end to end: a client built from it calls the emulator,
+-- which verifies the signature (and the token for temporary keys). Environment
+-- and profile-file sources run in a child interpreter with a controlled
+-- environment, since a process cannot set its own environment variables.
+local iot = require("tencentcloud.iotexplorer")
+local emulator = require("helpers.emulator")
+local metadata_server = require("helpers.metadata_server")
+local leaks = require("helpers.leaks")
+
+local DESCRIBE = { ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" }
+local INTERP = (type(jit) == "table") and "luajit" or "lua5.4"
+
+local function write(path, text)
+  local f = assert(io.open(path, "wb"))
+  f:write(text)
+  f:close()
+end
+
+describe("client credentials", function()
+  local emu, meta, seen, tmp, script
+
+  -- Runs the child with only the given environment; returns what it printed.
+  local function child(env)
+    local parts = { "env -i PATH=\"$PATH\"" }
+    for k, v in pairs(env) do parts[#parts + 1] = k .. "='" .. v .. "'" end
+    local p = io.popen(table.concat(parts, " ") .. " " .. INTERP .. " " .. script .. " " .. emu.url .. " 2>&1")
+    local out = p:read("*a")
+    p:close()
+    seen:see(out)
+    return out
+  end
+
+  setup(function()
+    emu = emulator.start()
+    meta = metadata_server.start{ role = "iot-role", secret_id = emu.tmp_secret_id, secret_key = emu.tmp_secret_key,
+      token = emu.tmp_token }
+    seen = leaks.new()
+    tmp = os.tmpname()
+    os.remove(tmp)
+    assert(os.execute("mkdir -p '" .. tmp .. "/home/.tencentcloud'"))
+    script = tmp .. "/child.lua"
+    local flavour = (type(jit) == "table") and "luajit" or "lua5.4"
+    write(script, [[
+      package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+      package.cpath = "build/]] .. flavour .. [[/?.so;" .. package.cpath
+      local iot = require("tencentcloud.iotexplorer")
+      local c, err = iot.new{ region = "ap-guangzhou", endpoint = arg[1], metadata_endpoint = false }
+      if not c then io.write("NEW ", tostring(err)) return end
+      local res
+      res, err = c:describe_batch_production{ ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" }
+      if not res then io.write("CALL ", tostring(err)) return end
+      io.write("OK ", res.BatchCnt)
+    ]])
+  end)
+
+  teardown(function()
+    if meta then meta:stop() end
+    if emu then emu:stop() end
+    if tmp then os.execute("rm -rf '" .. tmp .. "'") end
+  end)
+
+  before_each(function()
+    emu:reset()
+    meta:set{ reset = true, expires_in = 7200, status = 200, secret_id = emu.tmp_secret_id }
+  end)
+
+  it("explicit keys, with and without a token", function()
+    local c = assert(iot.new{ region = "ap-guangzhou", endpoint = emu.url, metadata_endpoint = false,
+      secret_id = emu.tmp_secret_id, secret_key = emu.tmp_secret_key, token = emu.tmp_token })
+    assert(c:describe_batch_production(DESCRIBE))
+    c:close()
+    -- the emulator insists on the token for temporary keys: proof it was sent
+    c = assert(iot.new{ region = "ap-guangzhou", endpoint = emu.url, metadata_endpoint = false,
+      secret_id = emu.tmp_secret_id, secret_key = emu.tmp_secret_key })
+    local _, err = c:describe_batch_production(DESCRIBE)
+    seen:see(err)
+    assert.matches("^AuthFailure", err.code)
+    c:close()
+  end)
+
+  it("TENCENTCLOUD_SECRET_ID / _SECRET_KEY / _SESSION_TOKEN", function()
+    assert.equal("OK 3", child{ TENCENTCLOUD_SECRET_ID = emu.secret_id, TENCENTCLOUD_SECRET_KEY = emu.secret_key })
+    assert.equal("OK 3", child{ TENCENTCLOUD_SECRET_ID = emu.tmp_secret_id,
+      TENCENTCLOUD_SECRET_KEY = emu.tmp_secret_key, TENCENTCLOUD_SESSION_TOKEN = emu.tmp_token })
+    assert.equal(2, emu:counters().requests)
+  end)
+
+  it("refuses a key with stray whitespace from the environment, without printing it", function()
+    local out = child{ TENCENTCLOUD_SECRET_ID = emu.secret_id, TENCENTCLOUD_SECRET_KEY = emu.secret_key .. " " }
+    assert.matches("^NEW ClientError.CredentialError: .*whitespace", out)
+    assert.is_nil(out:find(emu.secret_key, 1, true))
+    assert.equal(0, emu:counters().requests)
+  end)
+
+  it("the profile file from TENCENTCLOUD_CREDENTIALS_FILE", function()
+    write(tmp .. "/creds", "[default]\nsecret_id = " .. emu.secret_id .. "\nsecret_key = " .. emu.secret_key .. "\n")
+    assert.equal("OK 3", child{ TENCENTCLOUD_CREDENTIALS_FILE = tmp .. "/creds", HOME = tmp .. "/nohome" })
+  end)
+
+  it("~/.tencentcloud/credentials, section from TENCENTCLOUD_PROFILE", function()
+    write(tmp .. "/home/.tencentcloud/credentials", "[default]\nsecret_id = WRONG\nsecret_key = WRONG\n\n[tmp]\n"
+      .. "secret_id = " .. emu.tmp_secret_id .. "\nsecret_key = " .. emu.tmp_secret_key .. "\ntoken = "
+      .. emu.tmp_token .. "\n")
+    assert.equal("OK 3", child{ HOME = tmp .. "/home", TENCENTCLOUD_PROFILE = "tmp" })
+    local out = child{ HOME = tmp .. "/home", TENCENTCLOUD_PROFILE = "nope" }
+    assert.matches("^NEW ClientError.CredentialError: profile %[nope%] not found", out)
+  end)
+
+  it("the environment wins over the profile file", function()
+    write(tmp .. "/creds2", "[default]\nsecret_id = WRONG\nsecret_key = WRONG\n")
+    assert.equal("OK 3", child{ TENCENTCLOUD_CREDENTIALS_FILE = tmp .. "/creds2",
+      TENCENTCLOUD_SECRET_ID = emu.secret_id, TENCENTCLOUD_SECRET_KEY = emu.secret_key })
+  end)
+
+  it("no source at all is an error from iot.new", function()
+    assert.matches("^NEW ClientError.CredentialError: no credentials", child{ HOME = tmp .. "/nohome" })
+  end)
+
+  describe("CVM role", function()
+    local function new()
+      local c = assert(iot.new{ region = "ap-guangzhou", endpoint = emu.url, metadata_endpoint = meta.url,
+        logger = seen:logger() })
+      seen:see(c)
+      return c
+    end
+
+    it("is fetched on first call, with its token, then cached across calls", function()
+      local c = new()
+      assert.same({ role = 0, creds = 0 }, meta:counters())
+      for _ = 1, 3 do
+        local res, err = c:describe_batch_production(DESCRIBE)
+        seen:see(res, err)
+        assert.is_nil(err)
+      end
+      assert.same({ role = 1, creds = 1 }, meta:counters())
+      assert.equal(3, emu:counters().requests)
+      c:close()
+    end)
+
+    it("is refreshed when it gets within 300 s of expiry", function()
+      meta:set{ expires_in = 250 }
+      local c = new()
+      assert(c:describe_batch_production(DESCRIBE))
+      assert(c:describe_batch_production(DESCRIBE))
+      assert.same({ role = 1, creds = 2 }, meta:counters())
+      c:close()
+    end)
+
+    it("is fetched again after the server rejects the keys", function()
+      meta:set{ secret_id = "AKIDREVOKED000" }
+      local c = new()
+      local _, err = c:describe_batch_production(DESCRIBE)
+      seen:see(err)
+      assert.equal("AuthFailure.SecretIdNotFound", err.code)
+      meta:set{ secret_id = emu.tmp_secret_id }
+      assert(c:describe_batch_production(DESCRIBE))
+      assert.equal(2, meta:counters().creds)
+      c:close()
+    end)
+
+    it("returns a CredentialError from the call when the metadata service fails", function()
+      meta:set{ status = 500 }
+      local c = new()
+      local res, err = c:describe_batch_production(DESCRIBE)
+      seen:see(err)
+      assert.is_nil(res)
+      assert.equal("ClientError.CredentialError", err.code)
+      assert.is_false(err.retryable)
+      assert.equal(0, emu:counters().requests)
+      c:close()
+    end)
+  end)
+
+  it("a custom provider, asked on first use and cached until its expiry", function()
+    local calls = 0
+    local c = assert(iot.new{ region = "ap-guangzhou", endpoint = emu.url, metadata_endpoint = false,
+      credential_provider = function()
+        calls = calls + 1
+        return emu.tmp_secret_id, emu.tmp_secret_key, emu.tmp_token, os.time() + 3600
+      end })
+    assert.equal(0, calls)
+    assert(c:describe_batch_production(DESCRIBE))
+    assert(c:describe_batch_production(DESCRIBE))
+    assert.equal(1, calls)
+    c:close()
+  end)
+
+  it("never showed a secret or token in any output", function()
+    assert.is_nil(seen:find({ emu.secret_key, emu.tmp_secret_key, emu.tmp_token }))
+  end)
+end)

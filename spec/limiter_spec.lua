@@ -1,0 +1,109 @@
+-- The rate limiter on a fake clock, then on the core's real monotonic clock.
+local limiter = require("tencentcloud.iotexplorer.limiter")
+
+local function fake_clock()
+  local c = { t = 1000, sleeps = {} }
+  c.now = function() return c.t end
+  c.sleep = function(s) c.sleeps[#c.sleeps + 1] = s; c.t = c.t + s end
+  return c
+end
+
+-- The most send times that fall in any window [t, t + 1).
+local function max_in_window(times, width)
+  local best, j = 0, 1
+  for i = 1, #times do
+    while times[i] - times[j] >= width do j = j + 1 end
+    if i - j + 1 > best then best = i - j + 1 end
+  end
+  return best
+end
+
+describe("limiter", function()
+  it("lets the first request go at once and spaces the rest evenly", function()
+    local c = fake_clock()
+    local l = limiter.new{ rate = 20, now = c.now, sleep = c.sleep }
+    assert.equal(0, l:acquire())
+    local w = l:acquire()
+    assert.near(1 / (20 * limiter.MARGIN), w, 1e-9)
+    assert.is_true(w > 0.05) -- a margin under the limit
+  end)
+
+  it("never sends more than the limit in any sliding second, and stays within 5% of it", function()
+    for _, rate in ipairs({ 20, 5, 1, 7.5 }) do
+      local c = fake_clock()
+      local l = limiter.new{ rate = rate, now = c.now, sleep = c.sleep }
+      local times = {}
+      for i = 1, 100 do
+        l:acquire()
+        times[i] = c.t
+        c.t = c.t + 0.001 -- each request takes a little time itself
+      end
+      assert.is_true(max_in_window(times, 1) <= rate, "rate " .. rate)
+      local achieved = 99 / (times[100] - times[1])
+      -- a fractional limit allows only its whole part in any one second
+      assert.is_true(achieved >= math.floor(rate) * 0.95, "rate " .. rate .. " achieved " .. achieved)
+      assert.is_true(achieved <= rate, "rate " .. rate .. " achieved " .. achieved)
+    end
+  end)
+
+  it("does not save up a burst after an idle spell", function()
+    local c = fake_clock()
+    local l = limiter.new{ rate = 20, now = c.now, sleep = c.sleep }
+    l:acquire()
+    c.t = c.t + 60
+    assert.equal(0, l:acquire())
+    assert.is_true(l:acquire() > 0.05)
+  end)
+
+  it("gives up without reserving when the wait would exceed max_wait", function()
+    local c = fake_clock()
+    local l = limiter.new{ rate = 2, now = c.now, sleep = c.sleep }
+    assert.equal(0, l:acquire(0))
+    local w, needed = l:acquire(0.1)
+    assert.is_nil(w)
+    assert.near(1 / (2 * limiter.MARGIN), needed, 1e-9)
+    assert.same({}, c.sleeps)
+    -- nothing was reserved: the next caller waits the same single interval
+    assert.near(needed, l:acquire(), 1e-9)
+  end)
+
+  it("shares one budget between limiters on one store and key", function()
+    local c = fake_clock()
+    local store = limiter.memory_store()
+    local a = limiter.new{ rate = 10, store = store, key = "acct", now = c.now, sleep = c.sleep }
+    local b = limiter.new{ rate = 10, store = store, key = "acct", now = c.now, sleep = c.sleep }
+    local other = limiter.new{ rate = 10, store = store, key = "other", now = c.now, sleep = c.sleep }
+    assert.equal(0, a:acquire())
+    assert.is_true(b:acquire() > 0.1)
+    assert.equal(0, other:acquire()) -- a different key has its own budget
+  end)
+
+  it("uses any object with reserve(key, interval, now, max_wait) as its store", function()
+    local c = fake_clock()
+    local calls = {}
+    local store = {
+      reserve = function(_, key, interval, now, max_wait)
+        calls[#calls + 1] = { key = key, interval = interval, now = now, max_wait = max_wait }
+        return 0.25
+      end,
+    }
+    local l = limiter.new{ rate = 4, store = store, key = "k", now = c.now, sleep = c.sleep }
+    assert.equal(0.25, l:acquire(3))
+    assert.same({ 0.25 }, c.sleeps)
+    assert.same({ key = "k", interval = 1 / (4 * limiter.MARGIN), now = 1000, max_wait = 3 }, calls[1])
+  end)
+
+  it("keeps the spacing on the core's monotonic clock and real sleeps", function()
+    local core = require("tencentcloud.iotexplorer.core")
+    local l = limiter.new{ rate = 50, now = core.now, sleep = core.sleep }
+    local times = {}
+    for i = 1, 30 do
+      l:acquire()
+      times[i] = core.now()
+    end
+    assert.is_true(max_in_window(times, 1) <= 50)
+    local elapsed = times[30] - times[1]
+    assert.is_true(elapsed >= 29 / 50, "too fast: " .. elapsed)
+    assert.is_true(elapsed < 29 / 50 / 0.9, "too slow: " .. elapsed)
+  end)
+end)
