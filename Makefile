@@ -32,7 +32,7 @@ CORE_SO = $(BUILD)/tencentcloud/iotexplorer/core.so
 SOURCES = src/core.c src/tc3.c src/http.c
 HEADERS = src/compat.h src/tc3.h src/http.h
 
-.PHONY: all test demo install clean deps check-c lint
+.PHONY: all test demo install clean deps check-c lint bench test-asan test-valgrind fuzz
 
 all: $(CORE_SO)
 
@@ -44,6 +44,25 @@ $(CORE_SO): $(SOURCES) $(HEADERS)
 build/tc3_vectors: spec/c/tc3_vectors.c src/tc3.c src/tc3.h
 	@mkdir -p build
 	$(CC) -std=c99 $(WARNINGS) $(CFLAGS) -o $@ spec/c/tc3_vectors.c src/tc3.c -lcrypto -lpthread
+
+# Benchmarks (issue 7): the C baselines, then spec/bench/run.sh installs what is missing, starts its own nginx
+# and prints the table. Not part of `make test`.
+BENCH_HEADERS = spec/bench/bench_util.h spec/bench/sign_common.h
+
+build/bench/sign_naive build/bench/sign_tuned: build/bench/%: spec/bench/%.c $(BENCH_HEADERS)
+	@mkdir -p build/bench
+	$(CC) -std=c99 $(WARNINGS) $(CFLAGS) -o $@ $< -lcrypto
+
+build/bench/floor_post: spec/bench/floor_post.c $(BENCH_HEADERS)
+	@mkdir -p build/bench
+	$(CC) -std=c99 $(WARNINGS) $(CFLAGS) -o $@ $< -lcurl
+
+build/bench/sign_tc3: spec/bench/sign_tc3.c src/tc3.c src/tc3.h $(BENCH_HEADERS)
+	@mkdir -p build/bench
+	$(CC) -std=c99 $(WARNINGS) $(CFLAGS) -Isrc -o $@ spec/bench/sign_tc3.c src/tc3.c -lcrypto -lpthread
+
+bench:
+	@sh spec/bench/run.sh
 
 deps:
 	@sh .ci/deps.sh test
@@ -64,6 +83,58 @@ check-c:
 
 lint:
 	luacheck lua spec $(wildcard bin)
+
+# Hardening (issue 6). Each target first installs what it needs (sh .ci/deps.sh hardening).
+# test-asan: the core built with ASan + UBSan into build/asan/ and every spec on Lua 5.4 with the ASan
+# runtime preloaded; any report fails the run. The spec helpers unset LD_PRELOAD for the processes they start.
+SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+test-asan:
+	@sh .ci/deps.sh hardening
+	@$(MAKE) --no-print-directory LUA=lua5.4
+	@$(MAKE) --no-print-directory CC=clang BUILD=build/asan LUA=lua5.4 CFLAGS="-O1 -g $(SAN_FLAGS)" \
+		LDFLAGS="$(SAN_FLAGS) -shared-libasan"
+	TCIOT_CPATH='build/asan/?.so' LD_PRELOAD="$$(clang -print-file-name=libclang_rt.asan-x86_64.so)" \
+		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 busted --lua=lua5.4 -o utfTerminal
+
+# test-valgrind: 10,000 calls against the emulator under memcheck; any byte definitely or indirectly lost fails.
+test-valgrind:
+	@sh .ci/deps.sh hardening
+	@$(MAKE) --no-print-directory LUA=lua5.4
+	valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+		--error-exitcode=1 lua5.4 spec/valgrind/loop.lua
+
+# fuzz: libFuzzer targets (clang 14) for the C that handles untrusted bytes, FUZZ_TIME seconds each. Seeds and
+# regression inputs live in spec/fuzz/corpus/<target>/ (replayed first); new inputs go to build/fuzz/corpus/.
+FUZZ_TARGETS = fuzz_tc3 fuzz_sign fuzz_response fuzz_date
+FUZZ_TIME   ?= 15
+FUZZ_FLAGS   = -std=c99 -g -O1 $(SAN_FLAGS) -fsanitize=fuzzer $(WARNINGS) -Isrc -DTCIOT_TEST_HOOKS
+
+build/fuzz/fuzz_tc3: spec/fuzz/fuzz_tc3.c src/tc3.c src/tc3.h
+	@mkdir -p build/fuzz
+	clang-14 $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_tc3.c src/tc3.c -lcrypto -lpthread
+
+build/fuzz/fuzz_date: spec/fuzz/fuzz_date.c src/http.c src/http.h
+	@mkdir -p build/fuzz
+	clang-14 $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_date.c src/http.c -lcurl
+
+build/fuzz/fuzz_sign build/fuzz/fuzz_response: build/fuzz/%: spec/fuzz/%.c spec/fuzz/fuzz_lua.h $(SOURCES) $(HEADERS)
+	@mkdir -p build/fuzz
+	clang-14 $(FUZZ_FLAGS) -I/usr/include/lua5.4 -o $@ $< $(SOURCES) -llua5.4 $(LIBS)
+
+fuzz:
+	@sh .ci/deps.sh hardening
+	@$(MAKE) --no-print-directory $(addprefix build/fuzz/,$(FUZZ_TARGETS))
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p build/fuzz/corpus/$$t build/fuzz/artifacts; \
+		echo "$$t: $(FUZZ_TIME) s"; \
+		if ! build/fuzz/$$t -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+			-artifact_prefix=build/fuzz/artifacts/$$t- build/fuzz/corpus/$$t spec/fuzz/corpus/$$t \
+			> build/fuzz/$$t.log 2>&1; then \
+			tail -n 40 build/fuzz/$$t.log; echo "$$t: FAILED (input saved under build/fuzz/artifacts/)"; exit 1; \
+		fi; \
+		grep -E '^#[0-9]+[[:space:]]+DONE|^stat::(number_of_executed_units|peak_rss_mb)' build/fuzz/$$t.log; \
+	done
 
 demo:
 	@sh .ci/deps.sh demo

@@ -174,6 +174,7 @@ static int parse_endpoint(lua_State *L, const lstr *endpoint, lstr *host) {
 /* cjson decodes numbers as doubles and null as a sentinel: make integral values integers (on Lua 5.3+)
  * and drop nulls, so results read as the server meant them. */
 static void normalise(lua_State *L, int t, int null_idx) {
+    luaL_checkstack(L, 4, "response JSON nested too deeply");
     lua_pushnil(L);
     while (lua_next(L, t)) {
         int type = lua_type(L, -1);
@@ -466,7 +467,9 @@ static int decode_response(lua_State *L, const http_result *r) {
         if (lua_type(L, -1) == LUA_TTABLE) {
             int error = lua_gettop(L);
             lua_getfield(L, error, "Code");
-            if (lua_type(L, -1) == LUA_TSTRING) {
+            size_t code_len = 0;
+            if (lua_type(L, -1) == LUA_TSTRING) lua_tolstring(L, -1, &code_len);
+            if (code_len > 0) {                /* "Code": "" is no code: not an API error */
                 lua_pushnil(L);
                 push_transport_error(L, lua_tostring(L, -2), r);
                 lua_getfield(L, error, "Message");
@@ -496,6 +499,20 @@ static int decode_response(lua_State *L, const http_result *r) {
     lua_setfield(L, -2, "message");
     return 2;
 }
+
+#ifdef TCIOT_TEST_HOOKS
+/* Test builds only (make fuzz): core._decode_response(body, http_status[, server_date]) runs the decoder
+ * on bytes given by the caller, with no network. Not in the shipped module. */
+static int core_decode_response(lua_State *L) {
+    http_result r;
+    memset(&r, 0, sizeof r);
+    r.body = luaL_checklstring(L, 1, &r.body_len);
+    r.code = (long)luaL_checkinteger(L, 2);
+    r.server_date = (int64_t)luaL_optinteger(L, 3, -1);
+    r.sent = 1;
+    return decode_response(L, &r);
+}
+#endif
 
 static int transport_failure(lua_State *L, const http_result *r) {
     static const char *const codes[] = {
@@ -775,6 +792,9 @@ int luaopen_tencentcloud_iotexplorer_core(lua_State *L) {
         { "sign", core_sign }, { "new_session", core_new_session },
         { "describe_batch_production", core_describe_batch_production }, { "call", core_call },
         { "download", core_download },
+#ifdef TCIOT_TEST_HOOKS
+        { "_decode_response", core_decode_response },
+#endif
         { NULL, NULL },
     };
     if (tc3_global_init() || http_global_init()) return luaL_error(L, "OpenSSL or libcurl failed to initialise");

@@ -68,14 +68,19 @@ static size_t on_header(char *data, size_t size, size_t count, void *userdata) {
     if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
         s->server_date = -1;           /* a new response (after a 1xx, say): forget the last one's */
     } else if (n > 5 && strncasecmp(data, "date:", 5) == 0) {
-        char value[128];
-        size_t len = n - 5 < sizeof value - 1 ? n - 5 : sizeof value - 1;
-        memcpy(value, data + 5, len);
-        value[len] = '\0';
-        time_t t = curl_getdate(value, NULL);
-        s->server_date = t == (time_t)-1 ? -1 : (int64_t)t;
+        s->server_date = http_header_date(data, n);
     }
     return n;
+}
+
+int64_t http_header_date(const char *line, size_t n) {
+    if (n <= 5 || strncasecmp(line, "date:", 5) != 0) return -1;
+    char value[128];
+    size_t len = n - 5 < sizeof value - 1 ? n - 5 : sizeof value - 1;
+    memcpy(value, line + 5, len);
+    value[len] = '\0';
+    time_t t = curl_getdate(value, NULL);
+    return t < 0 ? -1 : (int64_t)t;    /* unparsable (-1), or before 1970: no usable server clock */
 }
 
 static int on_progress(void *userdata, curl_off_t total, curl_off_t now, curl_off_t up_total, curl_off_t up_now) {

@@ -64,4 +64,8 @@ void http_session_free(http_session *s);  /* NULL is fine */
 /* Performs one request. Returns r->status; on HTTP_OK the response fields are set. */
 http_status http_perform(http_session *s, const http_request *req, http_result *r);
 
+/* A response header line as libcurl hands it over ("Date: Tue, 15 Nov 1994 08:12:31 GMT\r\n", not
+ * NUL-terminated): the date as Unix seconds, or -1 when it is not a Date line, does not parse or is before 1970. */
+int64_t http_header_date(const char *line, size_t n);
+
 #endif

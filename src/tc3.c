@@ -19,13 +19,21 @@
 #define MAX_TIMESTAMP 253402300799LL   /* 9999-12-31T23:59:59Z */
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
-static EVP_MD *sha256;                 /* immutable once fetched: shared by all threads */
+static int sha256_available;
 
-static void fetch_algorithms(void) { sha256 = EVP_MD_fetch(NULL, "SHA256", NULL); }
+/* Only checks that SHA-256 can be fetched: each signer holds its own reference (freed with it), so no
+ * allocation outlives the module. A process-wide EVP_MD would be lost when Lua dlcloses the module at
+ * lua_close (LeakSanitizer and memcheck report it), and cannot be freed from a destructor safely: that
+ * may run after OpenSSL's own atexit cleanup. */
+static void check_algorithms(void) {
+    EVP_MD *md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    sha256_available = md != NULL;
+    EVP_MD_free(md);
+}
 
 int tc3_global_init(void) {
-    pthread_once(&global_once, fetch_algorithms);
-    return sha256 ? 0 : -1;
+    pthread_once(&global_once, check_algorithms);
+    return sha256_available ? 0 : -1;
 }
 
 /* SHA-256 states that have already absorbed key^ipad and key^opad. */
@@ -43,6 +51,7 @@ typedef struct key_slot {
 typedef struct buf { char *data; size_t len, cap; } buf;
 
 struct tc3_signer {
+    EVP_MD *sha256;                    /* fetched once per signer: no algorithm look-up per hash */
     EVP_MD_CTX *work;
     hmac_key derive;                   /* used only while deriving a signing key */
     key_slot slots[KEY_SLOTS];
@@ -103,14 +112,15 @@ static void to_hex(const unsigned char *d, size_t n, char *out) {
     out[2 * n] = '\0';
 }
 
-static int sha256_raw(EVP_MD_CTX *ctx, const void *data, size_t len, unsigned char out[SHA256_LEN]) {
+static int sha256_raw(const EVP_MD *sha256, EVP_MD_CTX *ctx, const void *data, size_t len,
+                      unsigned char out[SHA256_LEN]) {
     return EVP_DigestInit_ex2(ctx, sha256, NULL) && EVP_DigestUpdate(ctx, data, len)
         && EVP_DigestFinal_ex(ctx, out, NULL) ? 0 : -1;
 }
 
 tc3_status tc3_sha256_hex(tc3_signer *s, const void *data, size_t len, char *out) {
     unsigned char d[SHA256_LEN];
-    if (sha256_raw(s->work, data, len, d)) return TC3_CRYPTO_ERROR;
+    if (sha256_raw(s->sha256, s->work, data, len, d)) return TC3_CRYPTO_ERROR;
     to_hex(d, SHA256_LEN, out);
     return TC3_OK;
 }
@@ -127,12 +137,13 @@ static void hmac_key_free(hmac_key *k) {
     k->inner = k->outer = NULL;
 }
 
-static int hmac_key_set(EVP_MD_CTX *work, hmac_key *k, const unsigned char *key, size_t len) {
+static int hmac_key_set(const EVP_MD *sha256, EVP_MD_CTX *work, hmac_key *k, const unsigned char *key,
+                        size_t len) {
     unsigned char block[SHA256_BLOCK], pad[SHA256_BLOCK];
     int rc = -1;
     memset(block, 0, sizeof block);
     if (len > SHA256_BLOCK) {
-        if (sha256_raw(work, key, len, block)) goto done;
+        if (sha256_raw(sha256, work, key, len, block)) goto done;
     } else {
         memcpy(block, key, len);
     }
@@ -161,7 +172,7 @@ static int hmac_run(EVP_MD_CTX *work, const hmac_key *k, const void *msg, size_t
 /* One HMAC step of the derivation chain: out = HMAC(key, msg). */
 static int hmac_once(tc3_signer *s, const unsigned char *key, size_t key_len, const char *msg,
                      unsigned char out[SHA256_LEN]) {
-    if (hmac_key_set(s->work, &s->derive, key, key_len)) return -1;
+    if (hmac_key_set(s->sha256, s->work, &s->derive, key, key_len)) return -1;
     return hmac_run(s->work, &s->derive, msg, strlen(msg), out);
 }
 
@@ -171,7 +182,8 @@ tc3_signer *tc3_signer_new(void) {
     if (tc3_global_init()) return NULL;
     tc3_signer *s = calloc(1, sizeof *s);
     if (!s) return NULL;
-    int bad = !(s->work = EVP_MD_CTX_new()) || hmac_key_init(&s->derive);
+    int bad = !(s->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) || !(s->work = EVP_MD_CTX_new())
+           || hmac_key_init(&s->derive);
     for (int i = 0; i < KEY_SLOTS; i++) bad |= hmac_key_init(&s->slots[i].signing);
     if (bad) {
         tc3_signer_free(s);
@@ -207,6 +219,7 @@ void tc3_signer_free(tc3_signer *s) {
     for (int i = 0; i < KEY_SLOTS; i++) hmac_key_free(&s->slots[i].signing);
     hmac_key_free(&s->derive);
     EVP_MD_CTX_free(s->work);
+    EVP_MD_free(s->sha256);
     buf_free(&s->canonical);
     buf_free(&s->string_to_sign);
     buf_free(&s->authorization);
@@ -255,7 +268,7 @@ static const key_slot *signing_key(tc3_signer *s, const tc3_request *r, const ch
         ok = hmac_once(s, key, key_len, date, k_date) == 0
           && hmac_once(s, k_date, SHA256_LEN, r->service, k_service) == 0
           && hmac_once(s, k_service, SHA256_LEN, "tc3_request", k_signing) == 0
-          && hmac_key_set(s->work, &slot->signing, k_signing, SHA256_LEN) == 0;
+          && hmac_key_set(s->sha256, s->work, &slot->signing, k_signing, SHA256_LEN) == 0;
     }
     if (key) {
         OPENSSL_cleanse(key, key_len);

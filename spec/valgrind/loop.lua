@@ -1,0 +1,60 @@
+-- make test-valgrind: many calls through core.describe_batch_production against the local emulator, run
+-- under memcheck (the Makefile adds valgrind). Not a busted spec: a plain script, so that valgrind watches
+-- one interpreter and nothing else. The emulator runs natively in its own process (valgrind does not
+-- follow children, and the helper unsets LD_PRELOAD for it).
+--   lua5.4 spec/valgrind/loop.lua [calls]      (default 10000, or $TCIOT_VALGRIND_CALLS)
+package.path = "lua/?.lua;lua/?/init.lua;spec/?.lua;" .. package.path
+package.cpath = (os.getenv("TCIOT_CPATH") or "build/lua5.4/?.so") .. ";" .. package.cpath
+
+local core = require("tencentcloud.iotexplorer.core")
+local emulator = require("helpers.emulator")
+
+local calls = tonumber(arg[1] or os.getenv("TCIOT_VALGRIND_CALLS") or 10000)
+local emu = emulator.start{ fixture = { rate_limit = 1000000 }, timeout = 60 }
+
+local function request(batch)
+  return {
+    secret_id = emu.secret_id, secret_key = emu.secret_key, region = "ap-guangzhou", endpoint = emu.url,
+    ProductId = "R32ONVL0EU", BatchProductionId = batch, timeout = 30,
+  }
+end
+
+local counts = { ok = 0, api_error = 0, input_error = 0 }
+local function fail(i, what)
+  emu:stop()
+  io.stderr:write(string.format("call %d: %s\n", i, what))
+  os.exit(1)
+end
+
+local started = os.time()
+local session
+for i = 1, calls do
+  -- A fresh session every 1,000 calls, so session creation and release are in the loop too.
+  if i % 1000 == 1 then
+    if session then session:close() end
+    session = assert(core.new_session{ timeout = 30, connect_timeout = 10 })
+  end
+  if i % 100 == 0 then
+    -- Refused before any I/O: the error path of argument checking.
+    local res, err = core.describe_batch_production(session, request(""))
+    if res or err.field ~= "BatchProductionId" then fail(i, "empty BatchProductionId was not refused") end
+    counts.input_error = counts.input_error + 1
+  elseif i % 10 == 0 then
+    -- An API error envelope: the error table path of the decoder.
+    local res, err = core.describe_batch_production(session, request("LC-missing0"))
+    if res or err.code ~= "ResourceNotFound.BatchProductionNotExist" then
+      fail(i, "want ResourceNotFound.BatchProductionNotExist, got " .. tostring(err and err.code))
+    end
+    counts.api_error = counts.api_error + 1
+  else
+    local res, err = core.describe_batch_production(session, request("LC-ya6zinv9"))
+    if not res or res.BatchCnt ~= 3 or type(res.RequestId) ~= "string" then
+      fail(i, "want the documented batch, got " .. tostring(err and (err.code .. ": " .. err.message)))
+    end
+    counts.ok = counts.ok + 1
+  end
+end
+session:close()
+emu:stop()
+print(string.format("valgrind loop: %d calls (%d results, %d API errors, %d refused inputs) in %d s",
+  calls, counts.ok, counts.api_error, counts.input_error, os.time() - started))
