@@ -7,11 +7,14 @@
 #include "http.h"
 #include "tc3.h"
 
+#include <openssl/crypto.h>
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
+#include <stdlib.h>
 #include <strings.h>
 #include <time.h>
 
@@ -35,6 +38,8 @@ typedef struct session {
     http_session *http;
     tc3_signer *signer;
     long timeout_ms, connect_timeout_ms;
+    char *scratch;                     /* header lines and URL of the request being sent, reused */
+    size_t scratch_cap;
 } session;
 
 typedef struct signer_box { tc3_signer *signer; } signer_box;
@@ -296,22 +301,47 @@ static int fail_signing(lua_State *L, tc3_status st) {
     return 2;
 }
 
-/* The headers a signed request carries, in the order they are sent; names as Tencent Cloud spells them. */
-static int header_lines(lua_State *L, const call_input *in, tc3_signer *signer, const char *host,
-                        const char **lines) {
+static char *put_line(char *p, const char *name, size_t name_len, const char *value, size_t value_len) {
+    memcpy(p, name, name_len);
+    memcpy(p + name_len, value, value_len);
+    p[name_len + value_len] = '\0';
+    return p + name_len + value_len + 1;
+}
+
+/* The header lines and the URL of one request, NUL-terminated one after the other in the session's scratch
+ * buffer: no Lua strings, so nothing for the collector. Returns the line count, or -1 when out of memory. */
+static int request_lines(session *s, const call_input *in, const char **lines, const char **url) {
+    size_t auth_len, action_len = strlen(in->action.s), version_len = strlen(in->version.s);
+    const char *auth = tc3_authorization(s->signer, &auth_len);
     char stamp[24];
-    snprintf(stamp, sizeof stamp, "%lld", (long long)in->timestamp);
+    size_t stamp_len = (size_t)snprintf(stamp, sizeof stamp, "%lld", (long long)in->timestamp);
+    size_t url_len = (size_t)(in->host.s + in->host.len - in->endpoint.s);
+    size_t need = 160 + auth_len + in->content_type.len + in->host.len + action_len + version_len + stamp_len
+                + in->region.len + in->token.len + in->language.len + url_len;
+    if (need > s->scratch_cap) {
+        char *p = malloc(need);
+        if (!p) return -1;
+        if (s->scratch) OPENSSL_cleanse(s->scratch, s->scratch_cap);
+        free(s->scratch);
+        s->scratch = p;
+        s->scratch_cap = need;
+    }
+    char *p = s->scratch;
     int n = 0;
-    lines[n++] = lua_pushfstring(L, "Authorization: %s", tc3_authorization(signer, NULL));
-    lines[n++] = lua_pushfstring(L, "Content-Type: %s", in->content_type.s);
-    lines[n++] = lua_pushfstring(L, "Host: %s", host);
-    lines[n++] = lua_pushfstring(L, "X-TC-Action: %s", in->action.s);
-    lines[n++] = lua_pushfstring(L, "X-TC-Version: %s", in->version.s);
-    lines[n++] = lua_pushfstring(L, "X-TC-Timestamp: %s", stamp);
-    lines[n++] = lua_pushfstring(L, "X-TC-Region: %s", in->region.s);
-    if (in->token.s) lines[n++] = lua_pushfstring(L, "X-TC-Token: %s", in->token.s);
-    if (in->language.s) lines[n++] = lua_pushfstring(L, "X-TC-Language: %s", in->language.s);
+#define LINE(name, value, len) (lines[n++] = p, p = put_line(p, name, sizeof name - 1, value, len))
+    LINE("Authorization: ", auth, auth_len);
+    LINE("Content-Type: ", in->content_type.s, in->content_type.len);
+    LINE("Host: ", in->host.s, in->host.len);
+    LINE("X-TC-Action: ", in->action.s, action_len);
+    LINE("X-TC-Version: ", in->version.s, version_len);
+    LINE("X-TC-Timestamp: ", stamp, stamp_len);
+    LINE("X-TC-Region: ", in->region.s, in->region.len);
+    if (in->token.s) LINE("X-TC-Token: ", in->token.s, in->token.len);
+    if (in->language.s) LINE("X-TC-Language: ", in->language.s, in->language.len);
+#undef LINE
     lines[n++] = "X-TC-RequestClient: SDK_LUA_" CORE_VERSION;
+    *url = p;
+    put_line(p, in->endpoint.s, url_len, "/", 1);
     return n;
 }
 
@@ -344,15 +374,36 @@ static int core_sign(lua_State *L) {
     tc3_status st = sign_input(box->signer, &in, in.host.s, payload.s, payload.len);
     if (st != TC3_OK) return fail_signing(L, st);
 
-    const char *lines[MAX_HEADERS];
-    int n = header_lines(L, &in, box->signer, in.host.s, lines);
-    lua_createtable(L, 0, n);
-    for (int i = 0; i < n; i++) {
-        const char *colon = strchr(lines[i], ':');
-        lua_pushlstring(L, lines[i], (size_t)(colon - lines[i]));
-        lua_pushstring(L, colon + 2);
-        lua_rawset(L, -3);
+    /* The headers table straight from the strings we hold: no "Name: value" lines to format, then split. */
+    char stamp[24];
+    int stamp_len = snprintf(stamp, sizeof stamp, "%lld", (long long)in.timestamp);
+    size_t auth_len;
+    const char *auth = tc3_authorization(box->signer, &auth_len);
+    lua_createtable(L, 0, 10);
+    lua_pushlstring(L, auth, auth_len);
+    lua_setfield(L, -2, "Authorization");
+    lua_pushlstring(L, in.content_type.s, in.content_type.len);
+    lua_setfield(L, -2, "Content-Type");
+    lua_pushlstring(L, in.host.s, in.host.len);
+    lua_setfield(L, -2, "Host");
+    lua_pushlstring(L, in.action.s, in.action.len);
+    lua_setfield(L, -2, "X-TC-Action");
+    lua_pushlstring(L, in.version.s, in.version.len);
+    lua_setfield(L, -2, "X-TC-Version");
+    lua_pushlstring(L, stamp, (size_t)stamp_len);
+    lua_setfield(L, -2, "X-TC-Timestamp");
+    lua_pushlstring(L, in.region.s, in.region.len);
+    lua_setfield(L, -2, "X-TC-Region");
+    if (in.token.s) {
+        lua_pushlstring(L, in.token.s, in.token.len);
+        lua_setfield(L, -2, "X-TC-Token");
     }
+    if (in.language.s) {
+        lua_pushlstring(L, in.language.s, in.language.len);
+        lua_setfield(L, -2, "X-TC-Language");
+    }
+    lua_pushliteral(L, "SDK_LUA_" CORE_VERSION);
+    lua_setfield(L, -2, "X-TC-RequestClient");
     lua_createtable(L, 0, 3);
     size_t len;
     const char *text = tc3_canonical_request(box->signer, &len);
@@ -373,6 +424,10 @@ static session *check_session(lua_State *L) { return luaL_checkudata(L, 1, SESSI
 static void session_release(session *s) {
     http_session_free(s->http);
     tc3_signer_free(s->signer);        /* wipes the cached signing keys */
+    if (s->scratch) OPENSSL_cleanse(s->scratch, s->scratch_cap);   /* held Authorization, maybe a token */
+    free(s->scratch);
+    s->scratch = NULL;
+    s->scratch_cap = 0;
     s->http = NULL;
     s->signer = NULL;
 }
@@ -536,12 +591,9 @@ static int perform(lua_State *L, session *s, call_input *in, int body_idx) {
     tc3_status st = sign_input(s->signer, in, host, body, body_len);
     if (st != TC3_OK) return fail_signing(L, st);
 
-    const char *lines[MAX_HEADERS];
-    int n = header_lines(L, in, s->signer, host, lines);
-    lua_pushlstring(L, in->endpoint.s, (size_t)(in->host.s + in->host.len - in->endpoint.s));
-    lua_pushliteral(L, "/");
-    lua_concat(L, 2);
-    const char *url = lua_tostring(L, -1);
+    const char *lines[MAX_HEADERS], *url;
+    int n = request_lines(s, in, lines, &url);
+    if (n < 0) return fail_signing(L, TC3_NO_MEMORY);
     http_request req = {
         .method = "POST", .url = url, .headers = lines, .header_count = (size_t)n, .body = body,
         .body_len = body_len, .timeout_ms = in->timeout_ms, .connect_timeout_ms = in->connect_timeout_ms,
