@@ -38,6 +38,8 @@ typedef struct session {
     http_session *http;
     tc3_signer *signer;
     long timeout_ms, connect_timeout_ms;
+    int busy;                          /* a transfer is running: Lua code in its callback may call us */
+    int close_pending;                 /* close() was called during that transfer */
     char *scratch;                     /* header lines and URL of the request being sent, reused */
     size_t scratch_cap;
 } session;
@@ -432,8 +434,12 @@ static void session_release(session *s) {
     s->signer = NULL;
 }
 
+/* During a transfer (from a progress function) only mark the session: the transfer stops at the next
+ * callback and the session is released once libcurl has returned. */
 static int session_close(lua_State *L) {
-    session_release(check_session(L));
+    session *s = check_session(L);
+    if (s->busy) s->close_pending = 1;
+    else session_release(s);
     return 0;
 }
 
@@ -600,8 +606,24 @@ static int perform(lua_State *L, session *s, call_input *in, int body_idx) {
         .fresh_connection = in->fresh_connection,
     };
     http_result r;
-    if (http_perform(s->http, &req, &r) != HTTP_OK) return transport_failure(L, &r);
-    return decode_response(L, &r);
+    s->busy = 1;
+    http_status hs = http_perform(s->http, &req, &r);
+    s->busy = 0;
+    int results = hs != HTTP_OK ? transport_failure(L, &r) : decode_response(L, &r);
+    if (s->close_pending) session_release(s);      /* r.body lives in the session: release after decoding */
+    return results;
+}
+
+static int busy_session(lua_State *L) {
+    lua_pushnil(L);
+    lua_createtable(L, 0, 3);
+    lua_pushliteral(L, "ClientError.SessionBusy");
+    lua_setfield(L, -2, "code");
+    lua_pushliteral(L, "the session is in the middle of a transfer (called from its own progress function)");
+    lua_setfield(L, -2, "message");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "sent");
+    return 2;
 }
 
 static int closed_session(lua_State *L) {
@@ -620,7 +642,8 @@ static int closed_session(lua_State *L) {
 static int core_describe_batch_production(lua_State *L) {
     session *s = check_session(L);
     luaL_checktype(L, 2, LUA_TTABLE);
-    if (!s->http) return closed_session(L);
+    if (!s->http || s->close_pending) return closed_session(L);
+    if (s->busy) return busy_session(L);
     call_input in;
     memset(&in, 0, sizeof in);
     lstr product, batch;
@@ -646,7 +669,8 @@ static int core_describe_batch_production(lua_State *L) {
 static int core_call(lua_State *L) {
     session *s = check_session(L);
     luaL_checktype(L, 2, LUA_TTABLE);
-    if (!s->http) return closed_session(L);
+    if (!s->http || s->close_pending) return closed_session(L);
+    if (s->busy) return busy_session(L);
     call_input in;
     memset(&in, 0, sizeof in);
     if (read_common(L, 2, &in, 1) || get_string(L, 2, "action", 1, &in.action) < 0
@@ -674,6 +698,7 @@ static int core_call(lua_State *L) {
 
 typedef struct download {
     lua_State *L;
+    const session *session;            /* to notice close() from the progress function */
     const char *path;
     FILE *file;
     int progress;                      /* stack index of the Lua progress function, 0 without one */
@@ -720,7 +745,14 @@ static int download_progress(void *ctx, int64_t received, int64_t total) {
     lua_pushvalue(L, d->progress);
     push_int64(L, received);
     push_int64(L, total);
-    if (lua_pcall(L, 2, 1, 0) != 0) {
+    int rc = lua_pcall(L, 2, 1, 0);
+    if (rc == 0 && d->session->close_pending) {
+        lua_pop(L, 1);
+        d->failure_code = "ClientError.SessionClosed";
+        snprintf(d->failure, sizeof d->failure, "the session was closed during the download");
+        return 1;
+    }
+    if (rc != 0) {
         const char *msg = lua_tostring(L, -1);
         d->failure_code = "ClientError.CallbackError";
         snprintf(d->failure, sizeof d->failure, "the progress function failed: %s", msg ? msg : "(not a string)");
@@ -742,7 +774,8 @@ static int download_progress(void *ctx, int64_t received, int64_t total) {
 static int core_download(lua_State *L) {
     session *s = check_session(L);
     luaL_checktype(L, 2, LUA_TTABLE);
-    if (!s->http) return closed_session(L);
+    if (!s->http || s->close_pending) return closed_session(L);
+    if (s->busy) return busy_session(L);
     lstr url, path;
     long timeout_ms, connect_timeout_ms;
     if (get_string(L, 2, "url", 1, &url) < 0 || get_string(L, 2, "path", 1, &path) < 0
@@ -759,6 +792,7 @@ static int core_download(lua_State *L) {
     download d;
     memset(&d, 0, sizeof d);
     d.L = L;
+    d.session = s;
     d.path = path.s;
     d.progress = progress;
     http_request req = {
@@ -766,7 +800,10 @@ static int core_download(lua_State *L) {
         .on_data = download_data, .on_progress = download_progress, .ctx = &d,
     };
     http_result r;
+    s->busy = 1;
     http_status st = http_perform(s->http, &req, &r);
+    s->busy = 0;
+    if (s->close_pending) session_release(s);      /* nothing below reads the response buffer */
     if (st == HTTP_OK && ok_status(r.code) && !d.file && !(d.file = fopen(d.path, "wb"))) {
         d.failure_code = "ClientError.FileError";      /* an empty body still makes a file */
         snprintf(d.failure, sizeof d.failure, "cannot open the output file: %s", strerror(errno));

@@ -38,6 +38,7 @@ static size_t on_body(char *data, size_t size, size_t count, void *userdata) {
     http_session *s = userdata;
     size_t n = size * count;
     const http_request *req = s->current;
+    if (!req) return 0;                /* no transfer of ours is running: refuse the data */
     if (req->on_data) {
         long status = 0;
         curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
