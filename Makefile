@@ -136,15 +136,22 @@ fuzz:
 		grep -E '^#[0-9]+[[:space:]]+DONE|^stat::(number_of_executed_units|peak_rss_mb)' build/fuzz/$$t.log; \
 	done
 
+# The tool against the local API emulator; the script stops the emulator whatever happens.
 demo:
 	@sh .ci/deps.sh demo
-	@$(MAKE) --no-print-directory LUA=lua5.4
-	@lua5.4 spec/demo.lua
+	@$(MAKE) -s --no-print-directory LUA=lua5.4
+	@sh spec/demo.sh
+
+# bin/tciot gets the chosen interpreter's absolute path as its first line (plain `lua` may be 5.1).
+LUA_INTERP ?= $(shell command -v $(LUA) 2>/dev/null || echo /usr/bin/$(LUA))
 
 install: $(CORE_SO)
 	install -d $(DESTDIR)$(LUA_LIBDIR)/tencentcloud/iotexplorer
 	install -m 0755 $(CORE_SO) $(DESTDIR)$(LUA_LIBDIR)/tencentcloud/iotexplorer/core.so
 	cd lua && find tencentcloud -name '*.lua' -exec install -D -m 0644 {} $(DESTDIR)$(LUA_SHAREDIR)/{} \;
+	install -d $(DESTDIR)$(BINDIR)
+	sed '1s|^#!.*|#!$(LUA_INTERP)|' bin/tciot > $(DESTDIR)$(BINDIR)/tciot
+	chmod 0755 $(DESTDIR)$(BINDIR)/tciot
 
 clean:
 	rm -rf build

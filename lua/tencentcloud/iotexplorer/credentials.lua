@@ -47,6 +47,10 @@ local function check_value(label, value, optional)
   if value:find("%c") then
     return nil, label .. " contains a control character"
   end
+  -- Keys and tokens are printable ASCII; anything else only fails later, as AuthFailure.
+  if value:find("[^\33-\126]") then
+    return nil, label .. " contains a byte that is not printable ASCII"
+  end
   return true
 end
 
@@ -350,10 +354,10 @@ function credentials.new(o)
   if endpoint == nil then
     endpoint = credentials.DEFAULT_METADATA_ENDPOINT
   end
+  if endpoint and (type(endpoint) ~= "string" or not endpoint:find("^http://[^/%c]+/*$")) then
+    return nil, errors.invalid("metadata_endpoint", "metadata_endpoint must be an http:// URL or false")
+  end
   if not c and endpoint then
-    if type(endpoint) ~= "string" or not endpoint:find("^http://[^/]") then
-      return nil, errors.invalid("metadata_endpoint", "metadata_endpoint must be an http:// URL or false")
-    end
     local http_get = o.http_get or function(url, timeout) return credentials.http_get(url, timeout) end
     chain.cvm = dynamic_source("cvm_role", cvm_role_fetcher(endpoint, http_get))
   end

@@ -57,6 +57,38 @@ end
 -- The core takes request timeouts of up to a day.
 local MAX_TIMEOUT = 86400
 
+-- True when s is well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code points past U+10FFFF).
+-- Plain Lua, so LuaJIT (no utf8 library) runs it too; ASCII-only strings take the fast path.
+local function valid_utf8(s)
+  if not s:find("[\128-\255]") then return true end
+  local i, n = 1, #s
+  while i <= n do
+    local c = s:byte(i)
+    if c < 0x80 then
+      i = i + 1
+    else
+      local len, lo, hi
+      lo, hi = 0x80, 0xBF
+      if c >= 0xC2 and c <= 0xDF then len = 2
+      elseif c == 0xE0 then len, lo = 3, 0xA0
+      elseif c == 0xED then len, hi = 3, 0x9F
+      elseif c >= 0xE1 and c <= 0xEF then len = 3
+      elseif c == 0xF0 then len, lo = 4, 0x90
+      elseif c >= 0xF1 and c <= 0xF3 then len = 4
+      elseif c == 0xF4 then len, hi = 4, 0x8F
+      else return false end
+      local c2 = s:byte(i + 1)
+      if not c2 or c2 < lo or c2 > hi then return false end
+      for j = i + 2, i + len - 1 do
+        local cj = s:byte(j)
+        if not cj or cj < 0x80 or cj > 0xBF then return false end
+      end
+      i = i + len
+    end
+  end
+  return true
+end
+
 local function check_string(t, name, required, label)
   local v = t[name]
   label = label or name
@@ -97,6 +129,18 @@ local function check_int(t, name, required, min, max)
   t[name] = to_integer(v)
 end
 
+-- A parameter that goes into the JSON body: a string as check_string wants it, and valid UTF-8 (JSON text is
+-- UTF-8; the service would answer with an error that does not name the field).
+local function check_param(t, name, required)
+  local err = check_string(t, name, required)
+  if err then
+    return err
+  end
+  if t[name] ~= nil and not valid_utf8(t[name]) then
+    return invalid(name, name .. " must be valid UTF-8")
+  end
+end
+
 -- Refuses option names we do not know: a typo (secretId) would otherwise be
 -- silently ignored and show up later as a confusing credential error.
 local function check_known(t, known, what)
@@ -107,9 +151,10 @@ local function check_known(t, known, what)
   end
 end
 
+-- Raw (next, not pairs): a caller's __pairs or __index never runs inside the client.
 local function shallow_copy(t)
   local c = {}
-  for k, v in pairs(t) do
+  for k, v in next, t do
     c[k] = v
   end
   return c
@@ -121,6 +166,7 @@ local NEW_OPTIONS = {
   backoff_base = true, backoff_cap = true, rate_limit = true, rate_limit_store = true,
   rate_limit_key = true, language = true, proxy = true, ca_file = true, ca_path = true,
   logger = true, metadata_endpoint = true, sleep = true, max_response_bytes = true,
+  nginx = true,
 }
 
 local CALL_OPTIONS = { timeout = true, deadline = true }
@@ -133,7 +179,7 @@ local function check_new_options(o)
     or check_int(o, "max_response_bytes", false, 1)
     or check_string(o, "endpoint") or check_string(o, "proxy")
     or check_string(o, "ca_file") or check_string(o, "ca_path")
-    or check_string(o, "rate_limit_key")
+    or check_string(o, "rate_limit_key") or check_string(o, "profile")
   if err then
     return err
   end
@@ -166,6 +212,7 @@ local function check_call_options(opts)
   if type(opts) ~= "table" then
     return nil, invalid("opts", "per-call options must be a table")
   end
+  opts = shallow_copy(opts)
   local err = check_known(opts, CALL_OPTIONS, "per-call option")
     or check_positive(opts, "timeout", MAX_TIMEOUT) or check_positive(opts, "deadline")
   if err then
@@ -227,6 +274,24 @@ function iot.new(o)
     return nil, invalid("region", "region must look like \"ap-guangzhou\" (lowercase letters, digits, dashes)")
   end
 
+  -- Inside nginx, ngx.lua supplies a transport that does not block the worker, ngx.sleep, a rate-limit
+  -- store shared by all workers and per-worker jitter; o.nginx = false keeps the plain behaviour.
+  if o.nginx ~= nil and type(o.nginx) ~= "boolean" then
+    return nil, invalid("nginx", "nginx must be true or false")
+  end
+  local nginx
+  if o.nginx ~= false then
+    local ngx_support = require("tencentcloud.iotexplorer.ngx")
+    if ngx_support.active() then
+      local nerr, field
+      nginx, nerr, field = ngx_support.setup(o)
+      if not nginx then
+        return nil, invalid(field, nerr)
+      end
+      o.http_get = nginx.http_get
+    end
+  end
+
   local chain, cerr = credentials.new(o)
   if not chain then
     return nil, cerr
@@ -242,7 +307,7 @@ function iot.new(o)
     return nil, errors.from_core(serr or { code = errors.INVALID_PARAMETER, message = tostring(session) })
   end
 
-  local sleep = o.sleep or core.sleep
+  local sleep = o.sleep or (nginx and nginx.sleep) or core.sleep
   local self = setmetatable({
     region = region,
     endpoint = o.endpoint or DEFAULT_ENDPOINT,
@@ -259,7 +324,10 @@ function iot.new(o)
     closed = false,
   }, Client)
   -- Kept outside the client table so that dumping the client shows no secret.
-  private[self] = { chain = chain, session = session, random = new_random() }
+  private[self] = {
+    chain = chain, session = session, random = nginx and nginx.random or new_random(),
+    transport = nginx and nginx.transport, close_transport = nginx and nginx.close,
+  }
 
   local rate = o.rate_limit
   if rate == nil then
@@ -267,7 +335,7 @@ function iot.new(o)
   end
   if rate then
     self.limiter = limiter.new{
-      rate = rate, store = o.rate_limit_store, key = o.rate_limit_key or self.endpoint,
+      rate = rate, store = o.rate_limit_store or (nginx and nginx.store), key = o.rate_limit_key or self.endpoint,
       now = core.now, sleep = sleep,
     }
   end
@@ -278,6 +346,9 @@ function Client:close()
   if not self.closed then
     self.closed = true
     private[self].session:close()
+    if private[self].close_transport then
+      private[self].close_transport()
+    end
   end
   return true
 end
@@ -290,7 +361,7 @@ function Client:_log(record)
 end
 
 -- Runs one API call with credentials, rate limit, retries and skew repair.
--- invoke(session, req) is core.call or core.describe_batch_production with the
+-- invoke(p, req) is core.call or core.describe_batch_production (through p.transport in nginx) with the
 -- action's fields already in req.
 function Client:_perform(action, fields, opts, invoke)
   local p = private[self]
@@ -354,7 +425,7 @@ function Client:_perform(action, fields, opts, invoke)
 
     local sent_at = self.now()
     sent = sent + 1
-    local res, err = invoke(p.session, req)
+    local res, err = invoke(p, req)
     local record = {
       action = action, attempt = n, duration = self.now() - sent_at, rate_wait = waited,
     }
@@ -447,12 +518,18 @@ local function fail(err)
   return nil, err
 end
 
-local function core_call(session, req)
-  return core.call(session, req)
+local function core_call(p, req)
+  if p.transport then
+    return p.transport("call", req)
+  end
+  return core.call(p.session, req)
 end
 
-local function core_describe(session, req)
-  return core.describe_batch_production(session, req)
+local function core_describe(p, req)
+  if p.transport then
+    return p.transport("describe_batch_production", req)
+  end
+  return core.describe_batch_production(p.session, req)
 end
 
 -- DescribeBatchProduction: one batch's details, Status and DownloadUrl.
@@ -461,7 +538,7 @@ function Client:describe_batch_production(params, opts)
   if not p then
     return fail(err)
   end
-  err = check_string(p, "ProductId", true) or check_string(p, "BatchProductionId", true)
+  err = check_param(p, "ProductId", true) or check_param(p, "BatchProductionId", true)
   if err then
     return fail(err)
   end
@@ -485,9 +562,9 @@ function Client:create_batch_production(params, opts)
   if not p then
     return fail(err)
   end
-  err = check_string(p, "ProjectId", true) or check_string(p, "ProductId", true)
+  err = check_param(p, "ProjectId", true) or check_param(p, "ProductId", true)
     or check_int(p, "BurnMethod", true, 0, 1) or check_int(p, "GenerationMethod", true, 0, 1)
-    or check_string(p, "UploadUrl") or check_int(p, "BatchCnt", false, 1)
+    or check_param(p, "UploadUrl") or check_int(p, "BatchCnt", false, 1)
   if not err and p.GenerationQRCode ~= nil and type(p.GenerationQRCode) ~= "boolean" then
     err = invalid("GenerationQRCode", "GenerationQRCode must be a boolean")
   end
@@ -507,7 +584,7 @@ function Client:get_batch_productions_list(params, opts)
   if not p then
     return fail(err)
   end
-  err = check_string(p, "ProjectId", true) or check_int(p, "Offset", false, 0) or check_int(p, "Limit", false, 1)
+  err = check_param(p, "ProjectId", true) or check_int(p, "Offset", false, 0) or check_int(p, "Limit", false, 1)
   if err then
     return fail(err)
   end
@@ -524,7 +601,7 @@ end
 function Client:each_batch_production(params, opts)
   local p, o, err = prepare(self, params, opts, true)
   if p then
-    err = check_string(p, "ProjectId", true) or check_int(p, "Offset", false, 0) or check_int(p, "Limit", false, 1)
+    err = check_param(p, "ProjectId", true) or check_int(p, "Offset", false, 0) or check_int(p, "Limit", false, 1)
   end
   local done, page, index, last_page = false, nil, 1, false
   local offset, limit
@@ -582,6 +659,24 @@ function Client:call(action, params, opts)
     return fail(invalid("action", "action must be an API action name such as \"DescribeBatchProduction\""))
   end
   return self:_perform(action, { action = action, version = API_VERSION, params = p }, o, core_call)
+end
+
+-- Waiting for a batch and downloading its device file: see batch.lua.
+local batch = require("tencentcloud.iotexplorer.batch")
+
+function Client:wait_batch_production(params, opts)
+  return batch.wait(self, params, opts)
+end
+
+function Client:download_batch_production(params, path, opts)
+  local p = private[self]
+  return batch.download(self, params, path, opts, p and function(req)
+    if p.transport then
+      req.on_progress = nil   -- inside nginx the transfer runs in a thread VM, where no Lua function can go
+      return p.transport("download", req)
+    end
+    return core.download(p.session, req)
+  end)
 end
 
 return iot

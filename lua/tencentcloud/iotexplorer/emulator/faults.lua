@@ -31,10 +31,11 @@ function M:add(f)
   return true
 end
 
--- Returns the first fault matching this action and consumes one use of it.
-function M:take(action)
+-- Returns the first fault matching this action and consumes one use of it. With
+-- `exact`, only faults naming this action match (downloads take only "_download").
+function M:take(action, exact)
   for i, f in ipairs(self.queue) do
-    if f.action == nil or f.action == action then
+    if (f.action == nil and not exact) or f.action == action then
       if f.count > 0 then
         f.count = f.count - 1
         if f.count == 0 then table.remove(self.queue, i) end

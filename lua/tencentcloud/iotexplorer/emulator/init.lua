@@ -344,7 +344,14 @@ function M:handle_download(req)
   local batch_id = name:match("_(LC%-[^_]+)%.csv$") or name:match("^[^_]+_(.+)%.csv$")
   local b = batch_id and self.state.batches[batch_id]
   if not b then return cos_error(404, "NoSuchKey", "The specified key does not exist.", req.path) end
-  return { status = 200, headers = { ["Content-Type"] = "text/csv" }, body = self.state:csv(b) }
+  local resp = { status = 200, headers = { ["Content-Type"] = "text/csv" }, body = self.state:csv(b) }
+  -- Faults reach a download only when they name the action "_download" (e.g. a truncated transfer).
+  local fault = self.faults:take("_download", true)
+  if fault then
+    self.counters.faults_applied = self.counters.faults_applied + 1
+    return Faults.respond(fault, function() return resp end, request_id())
+  end
+  return resp
 end
 
 ---------------------------------------------------------------------------

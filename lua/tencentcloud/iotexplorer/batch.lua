@@ -1,0 +1,285 @@
+-- Waiting for a batch production and downloading its device file. Attached to the
+-- client by init.lua as client:wait_batch_production and client:download_batch_production.
+--
+--   local res, err = client:wait_batch_production(params, { deadline = 600, on_progress = fn })
+--   local out, err = client:download_batch_production(params, "devices.csv", { on_progress = fn })
+--
+-- Like every client method, nothing here raises on bad input: failures come back
+-- as nil, err with err an error object (see errors.lua).
+
+local core = require("tencentcloud.iotexplorer.core")
+local errors = require("tencentcloud.iotexplorer.errors")
+
+local batch = {}
+
+batch.BATCH_FAILED = "ClientError.BatchFailed"
+batch.BATCH_NOT_READY = "ClientError.BatchNotReady"
+batch.CANCELLED = "ClientError.Cancelled"
+batch.CALLBACK_ERROR = "ClientError.CallbackError"
+batch.FILE_ERROR = "ClientError.FileError"
+
+batch.DEFAULT_DEADLINE = 600      -- seconds wait_batch_production keeps polling
+batch.DEFAULT_INTERVAL = 1        -- first pause between two polls
+batch.DEFAULT_MAX_INTERVAL = 10   -- the pause grows by half each time, up to this
+batch.DEFAULT_REFRESHES = 2       -- fresh links asked for after a 403 (expired link)
+batch.DEFAULT_DOWNLOAD_TIMEOUT = 300
+
+-- What each Status means (DescribeBatchProduction).
+batch.STATUS = { [0] = "created", [1] = "processing", [2] = "uploading results", [3] = "done" }
+
+local invalid = errors.invalid
+
+local function is_client(c)
+  return type(c) == "table" and type(c.describe_batch_production) == "function"
+end
+
+local function check_options(opts, known)
+  if opts == nil then
+    return {}
+  end
+  if type(opts) ~= "table" then
+    return nil, invalid("opts", "options must be a table")
+  end
+  for k, v in next, opts do
+    local kind = known[k]
+    if not kind then
+      return nil, invalid(tostring(k), "unknown option '" .. tostring(k) .. "'")
+    end
+    if kind == "function" and type(v) ~= "function" then
+      return nil, invalid(k, k .. " must be a function")
+    end
+    if kind == "seconds" and (type(v) ~= "number" or v ~= v or v <= 0 or v == math.huge) then
+      return nil, invalid(k, k .. " must be a positive number of seconds")
+    end
+    if kind == "count" and (type(v) ~= "number" or v < 0 or v ~= math.floor(v) or v == math.huge) then
+      return nil, invalid(k, k .. " must be an integer >= 0")
+    end
+  end
+  return opts
+end
+
+local function fail(err, attempts)
+  err.attempts = err.attempts or attempts or 0
+  return nil, err
+end
+
+-- "Status 1 (processing), 2/5 devices"
+function batch.describe_status(res)
+  local status = res.Status
+  local s = "Status " .. tostring(status)
+  if batch.STATUS[status] then
+    s = s .. " (" .. batch.STATUS[status] .. ")"
+  end
+  if res.SuccessCount ~= nil and res.BatchCnt ~= nil then
+    s = s .. string.format(", %s/%s devices", tostring(res.SuccessCount), tostring(res.BatchCnt))
+  end
+  return s
+end
+
+local function failed_reason(res)
+  local reason = res.LastFailedReason
+  if type(reason) == "string" and reason ~= "" then
+    return reason
+  end
+end
+
+local function batch_failed(params, res, polls)
+  local reason = failed_reason(res)
+  return errors.new(batch.BATCH_FAILED,
+    string.format("batch %s failed: %s", tostring(params.BatchProductionId), reason), {
+      reason = reason, response = res, request_id = res.RequestId, attempts = polls,
+    })
+end
+
+-- Runs a caller's progress function: false cancels, an error is returned, not raised.
+local function report(fn, ...)
+  if not fn then
+    return nil
+  end
+  local ok, result = pcall(fn, ...)
+  if not ok then
+    return errors.new(batch.CALLBACK_ERROR, "the progress function failed: " .. tostring(result))
+  end
+  if result == false then
+    return errors.new(batch.CANCELLED, "the progress function cancelled the wait")
+  end
+end
+
+local WAIT_OPTIONS = {
+  deadline = "seconds", interval = "seconds", max_interval = "seconds", on_progress = "function",
+}
+
+-- Polls DescribeBatchProduction until Status 3 (returns that response), a non-empty
+-- LastFailedReason (ClientError.BatchFailed) or the deadline (ClientError.Timeout).
+-- opts: deadline (600 s), interval (1 s, the first pause), max_interval (10 s),
+-- on_progress(res, elapsed) after every answer; it may return false to stop.
+-- Errors the client could not retry away end the wait; retryable ones (the network
+-- went away for longer than the client's own retries) only make it poll again later.
+function batch.wait(client, params, opts)
+  if not is_client(client) then
+    return fail(invalid("self", "call methods with a colon: client:wait_batch_production(...)"))
+  end
+  local o, err = check_options(opts, WAIT_OPTIONS)
+  if not o then
+    return fail(err)
+  end
+  local deadline = o.deadline or batch.DEFAULT_DEADLINE
+  local pause = o.interval or batch.DEFAULT_INTERVAL
+  local max_pause = math.max(o.max_interval or batch.DEFAULT_MAX_INTERVAL, pause)
+  local now, sleep = client.now or core.now, client.sleep or core.sleep
+  local started = now()
+  local polls, last, last_err = 0, nil, nil
+
+  while true do
+    local remaining = deadline - (now() - started)
+    if remaining <= 0 then
+      local msg = string.format("batch %s was not done within the deadline of %gs",
+        tostring(params and params.BatchProductionId), deadline)
+      if last then
+        msg = msg .. " (last seen: " .. batch.describe_status(last) .. ")"
+      elseif last_err then
+        msg = msg .. "; last error: " .. tostring(last_err)
+      end
+      return nil, errors.new(errors.TIMEOUT, msg, {
+        deadline = true, response = last, cause = last_err, attempts = polls,
+      })
+    end
+
+    local res
+    res, err = client:describe_batch_production(params, { deadline = remaining })
+    polls = polls + 1
+    if res then
+      last, last_err = res, nil
+      err = report(o.on_progress, res, now() - started)
+      if err then
+        return fail(err, polls)
+      end
+      if failed_reason(res) then
+        return nil, batch_failed(params, res, polls)
+      end
+      if res.Status == 3 then
+        return res
+      end
+    elseif err.retryable and not err.deadline then
+      last_err = err
+    elseif not err.deadline then
+      return fail(err, polls)
+    end
+    -- A deadline error from the call itself loops back to the Timeout above.
+
+    remaining = deadline - (now() - started)
+    if remaining > 0 then
+      sleep(math.min(pause, remaining))
+    end
+    pause = math.min(pause * 1.5, max_pause)
+  end
+end
+
+-- A name for the temporary file, next to the final one so the rename is atomic.
+local function temp_path(path)
+  local seed = math.floor(core.now() * 1e6) + (tonumber(tostring({}):match("0x(%x+)") or "0", 16) or 0)
+  for i = 1, 100 do
+    local candidate = string.format("%s.part-%08x", path, (seed + i * 7919) % 4294967296)
+    local f = io.open(candidate, "rb")
+    if not f then
+      return candidate
+    end
+    f:close()
+  end
+  return nil
+end
+
+local DOWNLOAD_OPTIONS = {
+  on_progress = "function", timeout = "seconds", connect_timeout = "seconds", max_refreshes = "count",
+}
+
+-- Fetches the CSV behind DownloadUrl into `path`. It is written to
+-- path .. ".part-XXXXXXXX" and renamed into place only when complete; on any failure
+-- the temporary file is removed, so `path` is either the whole file or untouched.
+-- An expired link (HTTP 403) is replaced by a fresh one from DescribeBatchProduction,
+-- at most max_refreshes (2) times.
+-- opts: on_progress(received, total) (return false to cancel), timeout (300 s for the
+-- whole transfer), connect_timeout, max_refreshes.
+-- Returns { path, bytes, response (the last DescribeBatchProduction answer), refreshes }.
+-- Errors of the transfer itself carry stage = "download".
+function batch.download(client, params, path, opts, download)
+  if not is_client(client) then
+    return fail(invalid("self", "call methods with a colon: client:download_batch_production(...)"))
+  end
+  if type(path) ~= "string" or path == "" then
+    return fail(invalid("path", "path must be a file name"))
+  end
+  local o, err = check_options(opts, DOWNLOAD_OPTIONS)
+  if not o then
+    return fail(err)
+  end
+  local max_refreshes = o.max_refreshes or batch.DEFAULT_REFRESHES
+  local refreshes = 0
+
+  while true do
+    local res
+    res, err = client:describe_batch_production(params)
+    if not res then
+      return nil, err
+    end
+    if failed_reason(res) then
+      return nil, batch_failed(params, res, 1)
+    end
+    local url = res.DownloadUrl
+    if res.Status ~= 3 or type(url) ~= "string" or url == "" then
+      return fail(errors.new(batch.BATCH_NOT_READY, string.format(
+        "batch %s has no device file yet (%s); wait for Status 3 first",
+        tostring(params.BatchProductionId), batch.describe_status(res)), { response = res }))
+    end
+
+    local tmp = temp_path(path)
+    if not tmp then
+      return fail(errors.new(batch.FILE_ERROR, "cannot find a free temporary name next to " .. path,
+        { stage = "download" }))
+    end
+    local started = core.now()
+    -- The client's transport shares its proxy and CA settings (and, in nginx, its thread pool);
+    -- without one, a session of our own.
+    local req = {
+      url = url, path = tmp, on_progress = o.on_progress,
+      timeout = o.timeout or batch.DEFAULT_DOWNLOAD_TIMEOUT, connect_timeout = o.connect_timeout,
+    }
+    local out, derr
+    if download then
+      out, derr = download(req)
+    else
+      local own = core.new_session({})
+      out, derr = core.download(own, req)
+      own:close()
+    end
+    if out then
+      local renamed, rerr = os.rename(tmp, path)
+      if not renamed then
+        os.remove(tmp)
+        out, derr = nil, { code = batch.FILE_ERROR, message = "cannot move the download into place: "
+          .. tostring(rerr) }
+      end
+    else
+      os.remove(tmp)
+    end
+
+    local record = { action = "download", attempt = refreshes + 1, duration = core.now() - started }
+    if out then
+      record.status, record.bytes, record.http_status = "ok", out.bytes, out.http_status
+      if client._log then client:_log(record) end
+      return { path = path, bytes = out.bytes, response = res, refreshes = refreshes }
+    end
+    err = errors.from_core(derr)
+    err.stage = "download"
+    err.retryable = false
+    err.attempts = refreshes + 1
+    record.status, record.code, record.http_status = "error", err.code, err.http_status
+    if client._log then client:_log(record) end
+    if err.http_status ~= 403 or refreshes >= max_refreshes then
+      return nil, err
+    end
+    refreshes = refreshes + 1
+  end
+end
+
+return batch
