@@ -59,18 +59,25 @@ static void push_int64(lua_State *L, int64_t v) {
 #endif
 }
 
-/* Pushes nil and { code, message, field?, sent = false } and returns 2: an error raised before any I/O. */
-static int fail_input(lua_State *L, const char *field, const char *fmt, const char *what) {
+/* Pushes nil and { code, message, sent = false } and returns 2: a failure before any request left. */
+static int fail_local(lua_State *L, const char *code, const char *message) {
     lua_pushnil(L);
     lua_createtable(L, 0, 4);
-    lua_pushliteral(L, "ClientError.InvalidParameter");
+    lua_pushstring(L, code);
     lua_setfield(L, -2, "code");
-    lua_pushfstring(L, fmt, field, what);
+    lua_pushstring(L, message);
     lua_setfield(L, -2, "message");
-    lua_pushstring(L, field);
-    lua_setfield(L, -2, "field");
     lua_pushboolean(L, 0);
     lua_setfield(L, -2, "sent");
+    return 2;
+}
+
+/* ClientError.InvalidParameter naming the field; the message is fmt with the field and `what`. */
+static int fail_input(lua_State *L, const char *field, const char *fmt, const char *what) {
+    fail_local(L, "ClientError.InvalidParameter", lua_pushfstring(L, fmt, field, what));
+    lua_remove(L, -3);                 /* the formatted message, now in the table */
+    lua_pushstring(L, field);
+    lua_setfield(L, -2, "field");
     return 2;
 }
 
@@ -292,15 +299,8 @@ static tc3_status sign_input(tc3_signer *signer, const call_input *in, const cha
 
 static int fail_signing(lua_State *L, tc3_status st) {
     if (st == TC3_BAD_TIMESTAMP) return fail_input(L, "timestamp", "%s is out of range%s", "");
-    lua_pushnil(L);
-    lua_createtable(L, 0, 3);
-    lua_pushliteral(L, "ClientError.SignatureError");
-    lua_setfield(L, -2, "code");
-    lua_pushstring(L, st == TC3_NO_MEMORY ? "out of memory while signing" : "OpenSSL failed while signing");
-    lua_setfield(L, -2, "message");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "sent");
-    return 2;
+    return fail_local(L, "ClientError.SignatureError",
+                      st == TC3_NO_MEMORY ? "out of memory while signing" : "OpenSSL failed while signing");
 }
 
 static char *put_line(char *p, const char *name, size_t name_len, const char *value, size_t value_len) {
@@ -488,16 +488,9 @@ static int core_new_session(lua_State *L) {
     s->http = http_session_new(&o, message, sizeof message);
     s->signer = s->http ? tc3_signer_new() : NULL;
     if (!s->signer) {
+        int no_signer = s->http != NULL;
         session_release(s);
-        lua_pushnil(L);
-        lua_createtable(L, 0, 3);
-        lua_pushliteral(L, "ClientError.SessionError");
-        lua_setfield(L, -2, "code");
-        lua_pushstring(L, s->http ? "could not create the signer (OpenSSL)" : message);
-        lua_setfield(L, -2, "message");
-        lua_pushboolean(L, 0);
-        lua_setfield(L, -2, "sent");
-        return 2;
+        return fail_local(L, "ClientError.SessionError", no_signer ? "could not create the signer (OpenSSL)" : message);
     }
     return 1;
 }
@@ -614,36 +607,20 @@ static int perform(lua_State *L, session *s, call_input *in, int body_idx) {
     return results;
 }
 
-static int busy_session(lua_State *L) {
-    lua_pushnil(L);
-    lua_createtable(L, 0, 3);
-    lua_pushliteral(L, "ClientError.SessionBusy");
-    lua_setfield(L, -2, "code");
-    lua_pushliteral(L, "the session is in the middle of a transfer (called from its own progress function)");
-    lua_setfield(L, -2, "message");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "sent");
-    return 2;
-}
-
-static int closed_session(lua_State *L) {
-    lua_pushnil(L);
-    lua_createtable(L, 0, 3);
-    lua_pushliteral(L, "ClientError.SessionClosed");
-    lua_setfield(L, -2, "code");
-    lua_pushliteral(L, "the session is closed");
-    lua_setfield(L, -2, "message");
-    lua_pushboolean(L, 0);
-    lua_setfield(L, -2, "sent");
-    return 2;
+/* Pushes nil, err and returns 2 when the session cannot take a request now; 0 when it can. */
+static int session_unusable(lua_State *L, const session *s) {
+    if (!s->http || s->close_pending) return fail_local(L, "ClientError.SessionClosed", "the session is closed");
+    if (s->busy)
+        return fail_local(L, "ClientError.SessionBusy",
+                          "the session is in the middle of a transfer (called from its own progress function)");
+    return 0;
 }
 
 /* core.describe_batch_production(session, req) -> Response | nil, err */
 static int core_describe_batch_production(lua_State *L) {
     session *s = check_session(L);
     luaL_checktype(L, 2, LUA_TTABLE);
-    if (!s->http || s->close_pending) return closed_session(L);
-    if (s->busy) return busy_session(L);
+    if (session_unusable(L, s)) return 2;
     call_input in;
     memset(&in, 0, sizeof in);
     lstr product, batch;
@@ -669,8 +646,7 @@ static int core_describe_batch_production(lua_State *L) {
 static int core_call(lua_State *L) {
     session *s = check_session(L);
     luaL_checktype(L, 2, LUA_TTABLE);
-    if (!s->http || s->close_pending) return closed_session(L);
-    if (s->busy) return busy_session(L);
+    if (session_unusable(L, s)) return 2;
     call_input in;
     memset(&in, 0, sizeof in);
     if (read_common(L, 2, &in, 1) || get_string(L, 2, "action", 1, &in.action) < 0
@@ -774,8 +750,7 @@ static int download_progress(void *ctx, int64_t received, int64_t total) {
 static int core_download(lua_State *L) {
     session *s = check_session(L);
     luaL_checktype(L, 2, LUA_TTABLE);
-    if (!s->http || s->close_pending) return closed_session(L);
-    if (s->busy) return busy_session(L);
+    if (session_unusable(L, s)) return 2;
     lstr url, path;
     long timeout_ms, connect_timeout_ms;
     if (get_string(L, 2, "url", 1, &url) < 0 || get_string(L, 2, "path", 1, &path) < 0
