@@ -161,13 +161,18 @@ static int get_timestamp(lua_State *L, int t, const char *field, int64_t *out) {
     return 1;
 }
 
+/* The length of a leading "http://" or "https://" (any case) followed by something; 0 otherwise. */
+static size_t http_scheme_len(const lstr *url) {
+    if (url->len > 7 && strncasecmp(url->s, "http://", 7) == 0) return 7;
+    if (url->len > 8 && strncasecmp(url->s, "https://", 8) == 0) return 8;
+    return 0;
+}
+
 /* Splits an http(s) endpoint into the Host header value and the URL to post to ("scheme://host/"). */
 static int parse_endpoint(lua_State *L, const lstr *endpoint, lstr *host) {
     const char *s = endpoint->s;
-    size_t skip;
-    if (endpoint->len > 7 && strncasecmp(s, "http://", 7) == 0) skip = 7;
-    else if (endpoint->len > 8 && strncasecmp(s, "https://", 8) == 0) skip = 8;
-    else return fail_input(L, "endpoint", "%s must be an http:// or https:// URL%s", ""), -1;
+    size_t skip = http_scheme_len(endpoint);
+    if (!skip) return fail_input(L, "endpoint", "%s must be an http:// or https:// URL%s", ""), -1;
     size_t end = skip;
     while (end < endpoint->len && s[end] != '/') {
         unsigned char c = (unsigned char)s[end];
@@ -756,7 +761,7 @@ static int core_download(lua_State *L) {
     if (get_string(L, 2, "url", 1, &url) < 0 || get_string(L, 2, "path", 1, &path) < 0
         || get_seconds(L, 2, "timeout", &timeout_ms) || get_seconds(L, 2, "connect_timeout", &connect_timeout_ms))
         return 2;
-    if (!(url.len > 7 && strncasecmp(url.s, "http://", 7) == 0) && !(url.len > 8 && strncasecmp(url.s, "https://", 8) == 0))
+    if (!http_scheme_len(&url))
         return fail_input(L, "url", "%s must be an http:// or https:// URL%s", "");
     lua_getfield(L, 2, "on_progress");
     int progress = 0;
