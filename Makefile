@@ -32,7 +32,7 @@ CORE_SO = $(BUILD)/tencentcloud/iotexplorer/core.so
 SOURCES = src/core.c src/tc3.c src/http.c
 HEADERS = src/compat.h src/tc3.h src/http.h
 
-.PHONY: all test demo install clean deps check-c lint bench test-asan test-valgrind fuzz
+.PHONY: all test check demo install clean deps check-c lint bench test-asan test-valgrind fuzz
 
 all: $(CORE_SO)
 
@@ -67,14 +67,17 @@ bench:
 deps:
 	@sh .ci/deps.sh test
 
-# The signer on its own in C, then every spec on Lua 5.4 and on LuaJIT.
-test: deps
+# The README's test command, and CI's: every spec on Lua 5.4 and LuaJIT (`make check`), then the
+# sanitizer, valgrind and fuzz runs. The last line is the specs' "N passed, N failed".
+test: check test-asan test-valgrind fuzz
+	@cat build/spec-summary.txt
+
+# The specs alone: luacheck, the signer's C vectors, then busted on both interpreters (about two minutes).
+check: deps lint
 	@$(MAKE) --no-print-directory LUA=lua5.4
 	@$(MAKE) --no-print-directory LUA=luajit
 	@$(MAKE) --no-print-directory build/tc3_vectors
-	./build/tc3_vectors
-	busted --lua=lua5.4 -o utfTerminal
-	busted --lua=luajit -o utfTerminal
+	@sh .ci/specs.sh
 
 # gcc and clang, warnings as errors.
 check-c:
@@ -82,7 +85,7 @@ check-c:
 	@$(MAKE) --no-print-directory CC=clang BUILD=build/clang-check LUA=luajit -B build/clang-check/tencentcloud/iotexplorer/core.so
 
 lint:
-	luacheck lua spec $(wildcard bin)
+	@luacheck -q lua spec bin
 
 # Hardening (issue 6). Each target first installs what it needs (sh .ci/deps.sh hardening).
 # test-asan: the core built with ASan + UBSan into build/asan/ and every spec on Lua 5.4 with the ASan

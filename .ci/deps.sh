@@ -8,8 +8,8 @@ case "${1:-test}" in
   demo) want="$build $emulator" ;;
   # nginx + openssl: spec/tls_spec.lua makes a local CA and puts a TLS front (our own nginx) before the emulator.
   # libnginx-mod-http-lua + lua-resty-core (they need luajit2, not luajit): spec/nginx_spec.lua.
-  test) want="$build $emulator luajit2 libluajit2-5.1-dev lua-busted luarocks clang nginx openssl"
-        want="$want libnginx-mod-http-lua lua-resty-core" ;;
+  test) want="$build $emulator luajit2 libluajit2-5.1-dev lua-busted lua-check luarocks clang nginx openssl"
+        want="$want libnginx-mod-http-lua lua-resty-core valgrind libclang-rt-14-dev" ;;  # and what hardening needs
   hardening) want="$build $emulator lua-busted clang valgrind libclang-rt-14-dev" ;;  # test-asan, test-valgrind, fuzz
   *) echo "usage: sh .ci/deps.sh demo|test|hardening" >&2; exit 2 ;;
 esac

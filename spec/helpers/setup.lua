@@ -7,9 +7,11 @@ package.cpath = (os.getenv("TCIOT_CPATH") or ("build/" .. flavour .. "/?.so")) .
 -- emulator, nginx, openssl, the tool under test) must not inherit it, or LeakSanitizer judges them too.
 if os.getenv("LD_PRELOAD") then
   local popen, execute = io.popen, os.execute
+  -- luacheck: push ignore 122
   io.popen = function(cmd, ...) return popen("unset LD_PRELOAD; " .. cmd, ...) end
   os.execute = function(cmd)
     if cmd == nil then return execute() end
     return execute("unset LD_PRELOAD; " .. cmd)
   end
+  -- luacheck: pop
 end
