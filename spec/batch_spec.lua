@@ -4,34 +4,20 @@
 local iot = require("tencentcloud.iotexplorer")
 local emulator = require("helpers.emulator")
 local leaks = require("helpers.leaks")
+local util = require("helpers.util")
 
 local PRODUCT = "R32ONVL0EU"
 local DOC_BATCH = { ProductId = PRODUCT, BatchProductionId = "LC-ya6zinv9" }
 local STEP = 0.15   -- seconds per Status step of batches that progress
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
+local read, write = util.read_file, util.write_file
 
 -- Names in `dir` that start with `prefix` (the final file and any temporary sibling).
 local function files_like(dir, prefix)
   local out = {}
-  local p = io.popen("ls -a '" .. dir .. "'")
-  for name in p:lines() do
+  for _, name in ipairs(util.listing(dir)) do
     if name:sub(1, #prefix) == prefix then out[#out + 1] = name end
   end
-  p:close()
-  table.sort(out)
   return out
 end
 
@@ -68,15 +54,13 @@ describe("batch production helpers", function()
     emu = emulator.start({ fixture = { status_step_seconds = STEP } })
     seen = leaks.new()
     client = new()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir -p '" .. dir .. "'"))
+    dir = util.tmpdir()
   end)
 
   teardown(function()
     if client then client:close() end
     if emu then emu:stop() end
-    if dir then os.execute("rm -rf '" .. dir .. "'") end
+    util.rm_rf(dir)
     for _, text in ipairs(seen.texts) do
       assert.is_nil(text:find(emu.secret_key, 1, true))
     end

@@ -6,15 +6,10 @@ local iot = require("tencentcloud.iotexplorer")
 local emulator = require("helpers.emulator")
 local metadata_server = require("helpers.metadata_server")
 local leaks = require("helpers.leaks")
+local util = require("helpers.util")
 
 local DESCRIBE = { ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" }
-local INTERP = (type(jit) == "table") and "luajit" or "lua5.4"
-
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write = util.write_file
 
 describe("client credentials", function()
   local emu, meta, seen, tmp, script
@@ -23,9 +18,7 @@ describe("client credentials", function()
   local function child(env)
     local parts = { "env -i PATH=\"$PATH\"" }
     for k, v in pairs(env) do parts[#parts + 1] = k .. "='" .. v .. "'" end
-    local p = io.popen(table.concat(parts, " ") .. " " .. INTERP .. " " .. script .. " " .. emu.url .. " 2>&1")
-    local out = p:read("*a")
-    p:close()
+    local _, out = util.run(table.concat(parts, " ") .. " " .. util.INTERPRETER .. " " .. script .. " " .. emu.url)
     seen:see(out)
     return out
   end
@@ -35,14 +28,12 @@ describe("client credentials", function()
     meta = metadata_server.start{ role = "iot-role", secret_id = emu.tmp_secret_id, secret_key = emu.tmp_secret_key,
       token = emu.tmp_token }
     seen = leaks.new()
-    tmp = os.tmpname()
-    os.remove(tmp)
-    assert(os.execute("mkdir -p '" .. tmp .. "/home/.tencentcloud'"))
+    tmp = util.tmpdir()
+    util.check_output("mkdir -p '" .. tmp .. "/home/.tencentcloud'")
     script = tmp .. "/child.lua"
-    local flavour = (type(jit) == "table") and "luajit" or "lua5.4"
     write(script, [[
       package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
-      package.cpath = "build/]] .. flavour .. [[/?.so;" .. package.cpath
+      package.cpath = "build/]] .. util.FLAVOUR .. [[/?.so;" .. package.cpath
       local iot = require("tencentcloud.iotexplorer")
       local c, err = iot.new{ region = "ap-guangzhou", endpoint = arg[1], metadata_endpoint = false }
       if not c then io.write("NEW ", tostring(err)) return end
@@ -56,7 +47,7 @@ describe("client credentials", function()
   teardown(function()
     if meta then meta:stop() end
     if emu then emu:stop() end
-    if tmp then os.execute("rm -rf '" .. tmp .. "'") end
+    util.rm_rf(tmp)
   end)
 
   before_each(function()

@@ -4,6 +4,7 @@ local iot = require("tencentcloud.iotexplorer")
 local core = require("tencentcloud.iotexplorer.core")
 local emulator = require("helpers.emulator")
 local leaks = require("helpers.leaks")
+local util = require("helpers.util")
 
 local DESCRIBE = { ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" }
 local CREATE = { ProjectId = "PROJECT0001", ProductId = "EMULPROD02", BurnMethod = 0, GenerationMethod = 0,
@@ -28,14 +29,7 @@ describe("client retries", function()
     return emu:counters().by_action[action or "DescribeBatchProduction"] or 0
   end
 
-  -- A loopback port with nothing listening: connection refused.
-  local function dead_port()
-    local socket = require("socket")
-    local s = socket.bind("127.0.0.1", 0)
-    local _, port = s:getsockname()
-    s:close()
-    return port
-  end
+  local dead_port = util.dead_port   -- a loopback port with nothing listening: connection refused
 
   setup(function()
     emu = emulator.start()

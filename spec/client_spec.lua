@@ -3,6 +3,7 @@
 local iot = require("tencentcloud.iotexplorer")
 local core = require("tencentcloud.iotexplorer.core")
 local emulator = require("helpers.emulator")
+local util = require("helpers.util")
 local leaks = require("helpers.leaks")
 
 local DESCRIBE = { ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" }
@@ -257,19 +258,15 @@ describe("client", function()
 
   describe("region", function()
     it("comes from TENCENTCLOUD_REGION when not given", function()
-      local interp = (type(jit) == "table") and "luajit" or "lua5.4"
-      local flavour = (type(jit) == "table") and "luajit" or "lua5.4"
       local script = string.format([[
         package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
         package.cpath = "build/%s/?.so;" .. package.cpath
         local iot = require("tencentcloud.iotexplorer")
         local c, err = iot.new{ secret_id = "AKID", secret_key = "K", metadata_endpoint = false }
         io.write(c and c.region or tostring(err))
-      ]], flavour)
+      ]], util.FLAVOUR)
       local function run(env)
-        local p = io.popen("env -i PATH=\"$PATH\" " .. env .. " " .. interp .. " -e '" .. script .. "'")
-        local out = p:read("*a")
-        p:close()
+        local _, out = util.run("env -i PATH=\"$PATH\" " .. env .. " " .. util.INTERPRETER .. " -e '" .. script .. "'")
         return out
       end
       assert.equal("eu-frankfurt", run("TENCENTCLOUD_REGION=eu-frankfurt"))

@@ -2,6 +2,7 @@
 -- loopback: the documented response, API errors, and every row of the core's error table.
 local core = require("tencentcloud.iotexplorer.core")
 local emulator = require("helpers.emulator")
+local util = require("helpers.util")
 
 describe("core calls", function()
   local emu, session
@@ -126,9 +127,7 @@ describe("core calls", function()
     end)
 
     it("ClientError.NetworkError, sent = false, when nothing listens", function()
-      local probe = require("socket").bind("127.0.0.1", 0)
-      local _, port = probe:getsockname()
-      probe:close()
+      local port = util.dead_port()
       local _, err = core.describe_batch_production(session, request{ endpoint = "http://127.0.0.1:" .. port })
       assert.are.equal("ClientError.NetworkError", err.code)
       assert.is_false(err.sent)

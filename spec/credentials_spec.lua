@@ -2,6 +2,7 @@
 -- against a real metadata server on loopback (spec/helpers/metadata_server.lua).
 local credentials = require("tencentcloud.iotexplorer.credentials")
 local metadata_server = require("helpers.metadata_server")
+local util = require("helpers.util")
 
 local SECRET = "SpecSecretKeyValue0000000000000"
 local TOKEN = "SpecTokenValue00000000000000000000000"
@@ -10,11 +11,7 @@ local function env(t)
   return function(name) return t[name] end
 end
 
-local function write(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
+local write = util.write_file
 
 local function no_secret(err)
   local s = tostring(err)
@@ -26,13 +23,12 @@ describe("credentials", function()
   local tmp
 
   setup(function()
-    tmp = os.tmpname()
-    os.remove(tmp)
-    assert(os.execute("mkdir -p '" .. tmp .. "/home/.tencentcloud' '" .. tmp .. "/etc'"))
+    tmp = util.tmpdir()
+    util.check_output("mkdir -p '" .. tmp .. "/home/.tencentcloud' '" .. tmp .. "/etc'")
   end)
 
   teardown(function()
-    os.execute("rm -rf '" .. tmp .. "'")
+    util.rm_rf(tmp)
   end)
 
   -- Nothing from the real machine leaks into these tests.
@@ -323,10 +319,7 @@ describe("credentials", function()
 
     it("fails fast when the metadata service is unreachable", function()
       local socket = require("socket")
-      -- a port that was free a moment ago: connection refused at once
-      local s = socket.bind("127.0.0.1", 0)
-      local _, port = s:getsockname()
-      s:close()
+      local port = util.dead_port()   -- connection refused at once
       local started = socket.gettime()
       local _, err = new{ metadata_endpoint = "http://127.0.0.1:" .. port }:get()
       assert.equal("ClientError.CredentialError", err.code)

@@ -3,6 +3,7 @@
 local socket = require("socket")
 local cjson = require("cjson.safe")
 local emulator = require("helpers.emulator")
+local util = require("helpers.util")
 local tc3 = require("tencentcloud.iotexplorer.emulator.tc3")
 local defaults = require("tencentcloud.iotexplorer.emulator.defaults")
 
@@ -692,9 +693,7 @@ describe("emulator fixture", function()
     emu:stop()
     assert(ok, err)
     socket.sleep(0.2)
-    local stat = io.open("/proc/" .. pid .. "/stat")
-    local state = stat and stat:read("*a"):match("^%d+ %b() (%a)")
-    if stat then stat:close() end
+    local state = util.proc_state(pid)
     assert.is_true(state == nil or state == "Z", "emulator still running after stop()")
   end)
 

@@ -9,6 +9,7 @@ local core = require("tencentcloud.iotexplorer.core")
 local emulator = require("helpers.emulator")
 local secrets = require("helpers.secrets")
 local socket = require("socket")
+local util = require("helpers.util")
 
 local DESCRIBE = { ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" }
 local CREATE = { ProjectId = "PROJECT0001", ProductId = "EMULPROD02", BurnMethod = 0, GenerationMethod = 0,
@@ -24,13 +25,7 @@ local function hex(s)
   return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
 end
 
--- A loopback port with nothing listening: connection refused.
-local function dead_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
+local dead_port = util.dead_port   -- a loopback port with nothing listening: connection refused
 
 local BAD_UTF8 = "caf\xc3 \xff\xfe \xed\xa0\x80 \xc0\xaf ok"   -- truncated, invalid, surrogate, overlong
 

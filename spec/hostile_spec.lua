@@ -13,6 +13,7 @@ local iot = require("tencentcloud.iotexplorer")
 local core = require("tencentcloud.iotexplorer.core")
 local emulator = require("helpers.emulator")
 local secrets = require("helpers.secrets")
+local util = require("helpers.util")
 
 local BIG = string.rep("a", 10 * 1024 * 1024)
 local MARK = "X-Smuggled"
@@ -353,9 +354,7 @@ describe("hostile input", function()
           pending("the client has no " .. method .. " yet")
           return
         end
-        local dir = os.tmpname()
-        os.remove(dir)
-        assert(os.execute("mkdir -p '" .. dir .. "'"))
+        local dir = util.tmpdir()
         local function invoke_helper(params, path, opts)
           if method == "wait_batch_production" then return pcall(client[method], client, params, opts) end
           return pcall(client[method], client, params, path, opts)
@@ -392,7 +391,7 @@ describe("hostile input", function()
           end
           check_wire(method .. " " .. v[2])
         end
-        os.execute("rm -rf '" .. dir .. "'")
+        util.rm_rf(dir)
         assert(#problems == 0, method .. ":\n  " .. table.concat(problems, "\n  "))
       end)
     end
@@ -635,9 +634,7 @@ describe("hostile input", function()
     end)
 
     describe("core.download", function()
-      local dir = os.tmpname()
-      os.remove(dir)
-      os.execute("mkdir -p '" .. dir .. "'")
+      local dir = util.tmpdir()
       local url
       local function base()
         if not url then
@@ -645,7 +642,7 @@ describe("hostile input", function()
         end
         return { url = url, path = dir .. "/out.csv" }
       end
-      teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
+      teardown(function() util.rm_rf(dir) end)
       local FIELDS = {
         field("url", {}, { "big" }),
         -- Paths stay inside our temporary folder: only the file name is hostile.
@@ -684,8 +681,6 @@ describe("hostile input", function()
   -- session or the client it belongs to (close it, start another call on it) must end in a result or an
   -- error, not a crash. Each case runs in a child process, so that a crash fails this test only.
   describe("progress functions that turn on their own session", function()
-    local FLAVOUR = (type(jit) == "table") and "luajit" or _VERSION:gsub("Lua ", "lua")
-    local INTERPRETER = FLAVOUR == "luajit" and "luajit" or "lua5.4"
     local CPATH = os.getenv("TCIOT_CHILD_CPATH")   -- to try a candidate fix of the core
     local CHILD = [[
 local core = require("tencentcloud.iotexplorer.core")
@@ -733,27 +728,18 @@ print("survived")
 
     local dir, script, batch
     setup(function()
-      dir = os.tmpname()
-      os.remove(dir)
-      assert(os.execute("mkdir -p '" .. dir .. "'"))
+      dir = util.tmpdir()
       script = dir .. "/child.lua"
-      local f = assert(io.open(script, "wb"))
-      f:write(CHILD)
-      f:close()
+      util.write_file(script, CHILD)
       -- A device file of a few MB, so that the transfer is still running when the progress function acts.
       batch = emu:seed{ ProductId = "R32ONVL0EU", BatchCnt = 40000, Status = 3 }[1].BatchProductionId
     end)
-    teardown(function() os.execute("rm -rf '" .. dir .. "'") end)
+    teardown(function() util.rm_rf(dir) end)
 
     local function run(what)
-      local q = function(x) return "'" .. tostring(x):gsub("'", "'\\''") .. "'" end
-      local cmd = string.format("env -u LD_PRELOAD LUA_PATH=%s LUA_CPATH=%s %s %s %s %s %s %s %s %s %s 2>&1;"
-        .. " echo \"rc=$?\"", q("lua/?.lua;lua/?/init.lua;;"), q(CPATH or ("build/" .. FLAVOUR .. "/?.so;;")),
-        INTERPRETER, q(script), what, q(emu.url), q(secrets.SECRET_ID), q(secrets.SECRET_KEY), q(secrets.TOKEN),
-        q(batch), q(dir))
-      local p = assert(io.popen(cmd))
-      local out = p:read("*a")
-      p:close()
+      local _, out, code = util.run(util.lua_command(script, { what, emu.url, secrets.SECRET_ID, secrets.SECRET_KEY,
+        secrets.TOKEN, batch, dir }, { cpath = CPATH }))
+      out = out .. "rc=" .. tostring(code) .. "\n"   -- the exit status after the output, as the checks read it
       watch:see(out)
       check_wire("progress function " .. what)
       return out

@@ -1,12 +1,8 @@
 -- The rate limiter on a fake clock, then on the core's real monotonic clock.
 local limiter = require("tencentcloud.iotexplorer.limiter")
+local util = require("helpers.util")
 
-local function fake_clock()
-  local c = { t = 1000, sleeps = {} }
-  c.now = function() return c.t end
-  c.sleep = function(s) c.sleeps[#c.sleeps + 1] = s; c.t = c.t + s end
-  return c
-end
+local function fake_clock() return util.fake_clock(1000) end
 
 -- The most send times that fall in any window [t, t + 1).
 local function max_in_window(times, width)

@@ -108,31 +108,16 @@ if type(jit) ~= "table" then
   return
 end
 
-local socket = require("socket")
 local emulator = require("helpers.emulator")
 local nginx = require("helpers.nginx")
+local util = require("helpers.util")
 local iot = require("tencentcloud.iotexplorer")
 local cjson = require("cjson.safe")
 
 local PRODUCT, BATCH = "R32ONVL0EU", "LC-ya6zinv9"
 local DESCRIBE = "/describe?product=" .. PRODUCT .. "&batch=" .. BATCH
 
-local function wait_for(what, fn, timeout)
-  local deadline = socket.gettime() + (timeout or 10)
-  while socket.gettime() < deadline do
-    local v = fn()
-    if v then return v end
-    socket.sleep(0.02)
-  end
-  error("timed out waiting for " .. what, 2)
-end
-
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+local wait_for = util.wait_for
 
 local function decode(body)
   local doc = cjson.decode(body or "")
@@ -147,7 +132,7 @@ end
 
 describe("inside nginx", function()
   local emu, ng, plain
-  local dead_url = "http://127.0.0.1:" .. free_port()
+  local dead_url = "http://127.0.0.1:" .. util.dead_port()
 
   local function start_nginx(workers)
     emu:reset()

@@ -1,14 +1,10 @@
 -- The retry policy on a fake clock: no I/O, every sleep recorded.
 local retry = require("tencentcloud.iotexplorer.retry")
 local errors = require("tencentcloud.iotexplorer.errors")
+local util = require("helpers.util")
 
 -- A clock that only moves when someone sleeps or an attempt "takes" time.
-local function fake_clock()
-  local c = { t = 100, sleeps = {} }
-  c.now = function() return c.t end
-  c.sleep = function(s) c.sleeps[#c.sleeps + 1] = s; c.t = c.t + s end
-  return c
-end
+local function fake_clock() return util.fake_clock(100) end
 
 local function failing(code, clock, cost)
   return function()

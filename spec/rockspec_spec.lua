@@ -1,4 +1,6 @@
 -- The rockspec lists every Lua module in lua/, and LuaRocks builds and installs a working tree from it.
+local util = require("helpers.util")
+
 local ROCKSPEC = "tencentcloud-iotexplorer-scm-1.rockspec"
 
 local function load_rockspec()
@@ -9,13 +11,7 @@ local function load_rockspec()
   return env
 end
 
-local function run(cmd)
-  local pipe = assert(io.popen(cmd .. " 2>&1"))
-  local out = pipe:read("*a")
-  local ok, _, code = pipe:close()
-  if type(ok) == "number" then code = ok end   -- Lua 5.1 returns the status alone
-  return (ok == true or code == 0), out
-end
+local run = util.run
 
 describe("rockspec", function()
   it("lists every module under lua/ by its require name, and the tool", function()
@@ -40,8 +36,7 @@ describe("rockspec", function()
   -- One interpreter is enough: this exercises LuaRocks, not the VM.
   local it_54 = _VERSION == "Lua 5.4" and type(jit) ~= "table" and it or pending
   it_54("builds and installs with luarocks make, and the installed module and tool work", function()
-    local tree = os.tmpname()
-    os.remove(tree)
+    local tree = util.tmpdir()
     local ok, out = run(("luarocks --lua-version=5.4 --tree %s make --deps-mode=none %s"):format(tree, ROCKSPEC))
     assert.is_true(ok, out)
     ok, out = run(("lua5.4 -e 'package.path=\"%s/share/lua/5.4/?.lua;%s/share/lua/5.4/?/init.lua;\"..package.path;"
@@ -54,6 +49,6 @@ describe("rockspec", function()
     ok, out = run(("eval \"$(luarocks --lua-version=5.4 --tree %s path)\" && %s/bin/tciot --help"):format(tree, tree))
     assert.is_true(ok, out)
     assert.truthy(out:find("DescribeBatchProduction", 1, true))
-    os.execute("rm -rf '" .. tree .. "'")
+    util.rm_rf(tree)
   end)
 end)

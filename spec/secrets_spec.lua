@@ -10,38 +10,14 @@ local iot = require("tencentcloud.iotexplorer")
 local credentials = require("tencentcloud.iotexplorer.credentials")
 local emulator = require("helpers.emulator")
 local secrets = require("helpers.secrets")
-local socket = require("socket")
+local util = require("helpers.util")
 
 local KEY, TOKEN, ID = secrets.SECRET_KEY, secrets.TOKEN, secrets.SECRET_ID
 local DESCRIBE = { ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" }
-local FLAVOUR = (type(jit) == "table") and "luajit" or _VERSION:gsub("Lua ", "lua")
-local INTERPRETER = FLAVOUR == "luajit" and "luajit" or "lua5.4"
-local ROOT = os.getenv("PWD") or "."
+local ROOT = util.ROOT
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
-
-local function dead_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return port
-end
+local shell_quote, read_file, write_file, dead_port = util.shell_quote, util.read_file, util.write_file,
+  util.dead_port
 
 describe("secrets", function()
   local emu, watch, work
@@ -66,14 +42,12 @@ describe("secrets", function()
 
   setup(function()
     emu = emulator.start{ fixture = secrets.fixture() }
-    work = os.tmpname()
-    os.remove(work)
-    assert(os.execute("mkdir -p " .. shell_quote(work)))
+    work = util.tmpdir()
   end)
 
   teardown(function()
     if emu then emu:stop() end
-    if work then os.execute("rm -rf " .. shell_quote(work)) end
+    util.rm_rf(work)
   end)
 
   before_each(function()
@@ -221,14 +195,12 @@ describe("secrets", function()
       for k, v in pairs(env_extra or {}) do env[k] = v or nil end
       local words = { "env", "-i" }
       for k, v in pairs(env) do words[#words + 1] = shell_quote(k .. "=" .. v) end
-      words[#words + 1] = INTERPRETER
+      words[#words + 1] = util.INTERPRETER
       words[#words + 1] = shell_quote(TOOL)
       for _, a in ipairs(args) do words[#words + 1] = shell_quote(a) end
       local out, err = work .. "/tciot.out", work .. "/tciot.err"
-      local p = assert(io.popen(table.concat(words, " ") .. " </dev/null >" .. shell_quote(out) .. " 2>"
-        .. shell_quote(err) .. "; echo $?"))
-      local rc = tonumber(p:read("*a"))
-      p:close()
+      local _, _, rc = util.run(table.concat(words, " ") .. " </dev/null >" .. shell_quote(out) .. " 2>"
+        .. shell_quote(err))
       local text = (read_file(out) or "") .. (read_file(err) or "")
       return text, rc, read_file(err) or ""
     end
@@ -400,12 +372,10 @@ step("closed")
           write_file(script, CHILD)
           local control = work .. "/wipe.fifo"
           os.remove(control)
-          assert(os.execute("mkfifo " .. shell_quote(control)))
+          util.check_output("mkfifo " .. shell_quote(control))
           -- The child reads its steps from a FIFO we write to, and reports on the pipe we read.
-          local cmd = string.format("cd %s && exec env -u LD_PRELOAD LUA_PATH=%s LUA_CPATH=%s %s %s %s %s %s %s < %s",
-            shell_quote(ROOT), shell_quote("lua/?.lua;lua/?/init.lua;;"),
-            shell_quote("build/" .. FLAVOUR .. "/?.so;;"), INTERPRETER, shell_quote(script), shell_quote(KEY),
-            shell_quote(TOKEN), mode, shell_quote("http://127.0.0.1:" .. dead_port()), shell_quote(control))
+          local cmd = "cd " .. shell_quote(ROOT) .. " && exec " .. util.lua_command(script,
+            { KEY, TOKEN, mode, "http://127.0.0.1:" .. dead_port() }) .. " < " .. shell_quote(control)
           local child = assert(io.popen(cmd, "r"))
           local steer = assert(io.open(control, "w"))
           local counts = {}

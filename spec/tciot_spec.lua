@@ -4,34 +4,14 @@
 -- their failures, and a usage error for each malformed invocation.
 local cjson = require("cjson.safe")
 local emulator = require("helpers.emulator")
+local util = require("helpers.util")
 
-local LUA = (type(jit) == "table") and "luajit" or _VERSION:gsub("Lua ", "lua")
-local ROOT = os.getenv("PWD") or "."
+local LUA = util.INTERPRETER
+local ROOT = util.ROOT
 local PRODUCT, PROJECT = "R32ONVL0EU", "PROJECT0001"
 local DOC = { "DescribeBatchProduction", "--ProductId", PRODUCT, "--BatchProductionId", "LC-ya6zinv9" }
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write(path, data)
-  local f = assert(io.open(path, "wb"))
-  f:write(data)
-  f:close()
-end
-
-local function sh(cmd)
-  local r = os.execute(cmd)
-  return r == true or r == 0
-end
+local quote, read, write, sh = util.shell_quote, util.read_file, util.write_file, util.execute
 
 local function concat(...)
   local out = {}
@@ -41,16 +21,7 @@ local function concat(...)
   return out
 end
 
-local function listing(dir)
-  local out = {}
-  local p = io.popen("ls -a " .. quote(dir))
-  for name in p:lines() do
-    if name ~= "." and name ~= ".." then out[#out + 1] = name end
-  end
-  p:close()
-  table.sort(out)
-  return out
-end
+local listing = util.listing
 
 describe("tciot", function()
   local emu, work, home, installed
@@ -80,14 +51,14 @@ describe("tciot", function()
     end
     for _, a in ipairs(args) do words[#words + 1] = quote(a) end
     local cmd = table.concat(words, " ")
-    local out, err, rc = work .. "/stdout", work .. "/stderr", work .. "/rc"
-    os.remove(out); os.remove(err); os.remove(rc)
+    local out, err = work .. "/stdout", work .. "/stderr"
+    os.remove(out); os.remove(err)
     if opts.tty then
       -- script(1) gives tciot a terminal for stdout and stderr (both land in `out`) and exits with its status.
       cmd = "script -qec " .. quote(cmd .. " 2>&1") .. " /dev/null"
     end
-    sh(cmd .. " </dev/null >" .. quote(out) .. " 2>" .. quote(err) .. "; echo $? >" .. quote(rc))
-    return { code = tonumber(read(rc)), stdout = read(out) or "", stderr = read(err) or "" }
+    local _, _, code = util.run(cmd .. " </dev/null >" .. quote(out) .. " 2>" .. quote(err))
+    return { code = code, stdout = read(out) or "", stderr = read(err) or "" }
   end
 
   local function json(r)
@@ -110,8 +81,7 @@ describe("tciot", function()
 
   setup(function()
     emu = emulator.start({ fixture = { status_step_seconds = 0.15 } })
-    work = os.tmpname()
-    os.remove(work)
+    work = util.tmpdir()
     assert(sh("mkdir -p " .. quote(work .. "/home") .. " " .. quote(work .. "/out")))
     home = work .. "/home"
     -- The real installed layout: make install into a private DESTDIR for this interpreter.
@@ -124,7 +94,7 @@ describe("tciot", function()
 
   teardown(function()
     if emu then emu:stop() end
-    if work then sh("rm -rf " .. quote(work)) end
+    util.rm_rf(work)
   end)
 
   before_each(function()
@@ -301,11 +271,11 @@ describe("tciot", function()
       assert.are.equal(2, json(r).SuccessCount)
       local pid = read(pidfile):match("%d+")
       for _ = 1, 100 do
-        if not read("/proc/" .. pid .. "/stat") then break end
+        if not util.proc_state(pid) then break end
         sh("sleep 0.02")
       end
-      local stat = read("/proc/" .. pid .. "/stat")
-      assert.is_true(stat == nil or stat:match("^%d+ %b() (%a)") == "Z", "the emulator is still running")
+      local state = util.proc_state(pid)
+      assert.is_true(state == nil or state == "Z", "the emulator is still running")
     end)
   end)
 
@@ -510,9 +480,7 @@ describe("tciot", function()
     end)
 
     it("3: a network failure or a request timeout", function()
-      local probe = require("socket").bind("127.0.0.1", 0)
-      local _, port = probe:getsockname()
-      probe:close()
+      local port = util.dead_port()
       local r = tciot(concat({ "--endpoint", "http://127.0.0.1:" .. port }, DOC), { no_endpoint = true })
       expect(r, 3, "tciot: ClientError.NetworkError: ")
       emu:fault({ kind = "delay", seconds = 1, count = 3 })

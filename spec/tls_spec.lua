@@ -10,14 +10,10 @@ local core = require("tencentcloud.iotexplorer.core")
 local emulator = require("helpers.emulator")
 local secrets = require("helpers.secrets")
 local tls = require("helpers.tls")
+local util = require("helpers.util")
 
 local DESCRIBE = { ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" }
-local FLAVOUR = (type(jit) == "table") and "luajit" or _VERSION:gsub("Lua ", "lua")
-local INTERPRETER = FLAVOUR == "luajit" and "luajit" or "lua5.4"
-
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local shell_quote = util.shell_quote
 
 -- What libcurl says for each problem (after "SSL peer certificate ... was not OK (curl 60): ").
 local UNKNOWN_CA = "unable to get local issuer certificate"
@@ -73,8 +69,8 @@ describe("TLS", function()
 
   it("succeeds with ca_path naming a hashed folder holding our CA", function()
     local dir = front.dir .. "/capath"
-    assert(os.execute("mkdir -p " .. shell_quote(dir) .. " && cp " .. shell_quote(front.ca_file) .. " "
-      .. shell_quote(dir) .. " && env -u LD_PRELOAD openssl rehash " .. shell_quote(dir) .. " >/dev/null 2>&1"))
+    util.check_output("mkdir -p " .. shell_quote(dir) .. " && cp " .. shell_quote(front.ca_file) .. " "
+      .. shell_quote(dir) .. " && env -u LD_PRELOAD openssl rehash " .. shell_quote(dir) .. " >/dev/null 2>&1")
     local res, err = describe_through{ endpoint = front.urls.good, ca_path = dir }
     assert.is_nil(err)
     assert.equal(3, res.BatchCnt)
@@ -175,20 +171,9 @@ print("core", res and "ACCEPTED" or err.code, res and "" or err.message)
 
     local function run_child(env)
       local script = front.dir .. "/child.lua"
-      local f = assert(io.open(script, "wb"))
-      f:write(CHILD)
-      f:close()
-      local assigns = {}
-      for k, v in pairs(env) do assigns[#assigns + 1] = k .. "=" .. shell_quote(v) end
-      table.sort(assigns)
-      local cmd = string.format("cd %s && env -u LD_PRELOAD %s LUA_PATH=%s LUA_CPATH=%s %s %s %s %s %s %s 2>&1",
-        shell_quote(os.getenv("PWD") or "."), table.concat(assigns, " "),
-        shell_quote("lua/?.lua;lua/?/init.lua;;"), shell_quote("build/" .. FLAVOUR .. "/?.so;;"),
-        INTERPRETER, shell_quote(script), shell_quote(front.urls.good), shell_quote(secrets.SECRET_ID),
-        shell_quote(secrets.SECRET_KEY), shell_quote(secrets.TOKEN))
-      local p = assert(io.popen(cmd))
-      local out = p:read("*a")
-      p:close()
+      util.write_file(script, CHILD)
+      local _, out = util.run("cd " .. shell_quote(util.ROOT) .. " && " .. util.lua_command(script,
+        { front.urls.good, secrets.SECRET_ID, secrets.SECRET_KEY, secrets.TOKEN }, { env = env }))
       return out
     end
 

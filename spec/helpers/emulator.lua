@@ -12,6 +12,7 @@ local cjson = require("cjson.safe")
 local digest = require("openssl.digest")
 local hmac = require("openssl.hmac")
 local defaults = require("tencentcloud.iotexplorer.emulator.defaults")
+local util = require("helpers.util")
 
 local M = {}
 local Emu = {}
@@ -19,40 +20,7 @@ Emu.__index = Emu
 
 M.defaults = defaults
 
--- Absolute path of the repository, found from this file's own location.
-local function repo_root()
-  local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  local dir = src:match("^(.*)/helpers/[^/]*$") or "spec"
-  local root = dir .. "/.."
-  if root:sub(1, 1) ~= "/" then root = (os.getenv("PWD") or ".") .. "/" .. root end
-  return root
-end
-
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(data))
-  f:close()
-end
-
--- True while the process exists and is not a zombie.
-local function alive(pid)
-  local stat = read_file("/proc/" .. pid .. "/stat")
-  if not stat then return false end
-  local state = stat:match("^%d+ %b() (%a)")
-  return state ~= nil and state ~= "Z" and state ~= "X"
-end
+local shell_quote, read_file, alive = util.shell_quote, util.read_file, util.alive
 
 ---------------------------------------------------------------------------
 -- Raw HTTP/1.1 over lua-socket.
@@ -164,8 +132,8 @@ function M.start(opts)
     err = base .. ".err", pid = base .. ".pid",
   }
   local fixture = opts.fixture or {}
-  write_file(files.fixture, assert(cjson.encode(fixture)))
-  local run = repo_root() .. "/lua/tencentcloud/iotexplorer/emulator/run.lua"
+  util.write_file(files.fixture, assert(cjson.encode(fixture)))
+  local run = util.ROOT .. "/lua/tencentcloud/iotexplorer/emulator/run.lua"
   -- The shell records its pid and execs into the emulator (same pid). The pipe to
   -- its stdin is ours: when this process exits, the emulator sees EOF and quits.
   local cmd = string.format(
@@ -175,20 +143,18 @@ function M.start(opts)
     shell_quote(files.out), shell_quote(files.err))
   local pipe = assert(io.popen(cmd, "w"))
   local self = setmetatable({ pipe = pipe, files = files }, Emu)
-  local deadline = socket.gettime() + (opts.timeout or 10)
   local url
-  while true do
+  util.poll(function()
     self.pid = self.pid or tonumber(read_file(files.pid) or "")
     url = (read_file(files.out) or ""):match("EMULATOR_READY (http://[^\r\n]+)\n")
-    if url then break end
-    if (self.pid and not alive(self.pid)) or socket.gettime() > deadline then
-      local why = (self.pid and not alive(self.pid)) and "exited" or "did not print EMULATOR_READY within "
-        .. (opts.timeout or 10) .. " s"
-      local stderr = read_file(files.err) or ""
-      self:stop()
-      error("emulator " .. why .. "; stderr:\n" .. stderr, 2)
-    end
-    socket.sleep(0.02)
+    return url or (self.pid and not alive(self.pid))
+  end, opts.timeout or 10)
+  if not url then
+    local why = (self.pid and not alive(self.pid)) and "exited" or "did not print EMULATOR_READY within "
+      .. (opts.timeout or 10) .. " s"
+    local stderr = read_file(files.err) or ""
+    self:stop()
+    error("emulator " .. why .. "; stderr:\n" .. stderr, 2)
   end
   self.url = url
   self.host, self.port = url:match("^http://([^:/]+):(%d+)")

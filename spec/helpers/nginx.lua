@@ -10,76 +10,35 @@
 -- this process: when the pipe closes (ng:stop(), or this process dying for any reason) the shell stops
 -- nginx with SIGTERM and waits for it, so no nginx outlives the test run.
 local socket = require("socket")
+local util = require("helpers.util")
 
 local M = {}
 local Nginx = {}
 Nginx.__index = Nginx
 
-local function repo_root()
-  local src = debug.getinfo(1, "S").source:gsub("^@", "")
-  local dir = src:match("^(.*)/helpers/[^/]*$") or "spec"
-  local root = dir .. "/.."
-  if root:sub(1, 1) ~= "/" then root = (os.getenv("PWD") or ".") .. "/" .. root end
-  -- Normalise ".../spec/.." so the paths in nginx.conf read cleanly.
-  root = root:gsub("/spec/%.%.$", "")
-  return root
-end
+M.root = util.ROOT
 
-M.root = repo_root()
-
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(data))
-  f:close()
-end
-
-local function alive(pid)
-  local stat = read_file("/proc/" .. pid .. "/stat")
-  if not stat then return false end
-  local state = stat:match("^%d+ %b() (%a)")
-  return state ~= nil and state ~= "Z" and state ~= "X"
-end
+local shell_quote, read_file, alive = util.shell_quote, util.read_file, util.alive
 
 -- The nginx binary and the module files; nil, why when something is missing.
 function M.find()
   local nginx
   for _, p in ipairs({ "/usr/sbin/nginx", "/usr/local/sbin/nginx" }) do
-    if read_file(p) then nginx = p break end
+    if util.exists(p) then nginx = p break end
   end
   if not nginx then return nil, "nginx is not installed (sh .ci/deps.sh test)" end
   local modules = "/usr/lib/nginx/modules"
   for _, m in ipairs({ "ndk_http_module.so", "ngx_http_lua_module.so" }) do
-    if not read_file(modules .. "/" .. m) then
+    if not util.exists(modules .. "/" .. m) then
       return nil, modules .. "/" .. m .. " is missing (apt-get install libnginx-mod-http-lua)"
     end
   end
   return { nginx = nginx, modules = modules }
 end
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
-
 local function whoami()
-  local p = io.popen("id -un 2>/dev/null")
-  local name = p and p:read("*l")
-  if p then p:close() end
-  return name
+  local ok, out = util.run("id -un")
+  return ok and out:match("[^\n]+") or nil
 end
 
 -- opts: workers (default 1), vars (table: @NAME@ in the template is replaced by vars.NAME), template
@@ -90,10 +49,9 @@ function M.start(opts)
   local template = assert(read_file(opts.template or (M.root .. "/spec/helpers/nginx.conf.in")))
   local last_err
   for _ = 1, 3 do -- a port picked here can be taken before nginx binds it: try another
-    local prefix = os.tmpname()
-    os.remove(prefix)
-    assert(os.execute("mkdir -p " .. shell_quote(prefix .. "/logs") .. " " .. shell_quote(prefix .. "/tmp")))
-    local port = free_port()
+    local prefix = util.tmpdir("iotexplorer-nginx")
+    util.check_output("mkdir -p " .. shell_quote(prefix .. "/logs") .. " " .. shell_quote(prefix .. "/tmp"))
+    local port = util.free_port()
     local user = whoami()
     local vars = {
       PORT = port, WORKERS = opts.workers or 1, ROOT = M.root, PREFIX = prefix, MODULES = found.modules,
@@ -107,7 +65,7 @@ function M.start(opts)
       if v == nil then error("nginx.conf.in: no value for @" .. name .. "@", 0) end
       return tostring(v)
     end)
-    write_file(prefix .. "/nginx.conf", conf)
+    util.write_file(prefix .. "/nginx.conf", conf)
 
     -- The shell also removes the prefix once nginx is gone (unless TCIOT_KEEP_NGINX_PREFIX is set).
     local cleanup = os.getenv("TCIOT_KEEP_NGINX_PREFIX") and "" or ("; rm -rf " .. shell_quote(prefix))
@@ -118,20 +76,12 @@ function M.start(opts)
       shell_quote(prefix .. "/logs/error.log"), shell_quote(prefix .. "/master.pid"), cleanup)
     local pipe = assert(io.popen("exec sh -c " .. shell_quote(cmd) .. " >/dev/null 2>&1", "w"))
     local self = setmetatable({ pipe = pipe, prefix = prefix, port = port, host = "127.0.0.1" }, Nginx)
-    local deadline = socket.gettime() + (opts.timeout or 10)
-    local ready = false
-    while socket.gettime() < deadline do
+    local ready = util.poll(function()
       self.pid = self.pid or tonumber(read_file(prefix .. "/master.pid") or "")
-      if self.pid and not alive(self.pid) then break end
-      local c = socket.connect("127.0.0.1", port)
-      if c then
-        c:close()
-        ready = true
-        break
-      end
-      socket.sleep(0.02)
-    end
-    if ready then
+      if self.pid and not alive(self.pid) then return "exited" end
+      return util.listening(port) and "ready"
+    end, opts.timeout or 10)
+    if ready == "ready" then
       return self
     end
     last_err = self:error_log()
@@ -237,7 +187,7 @@ function Nginx:stop()
   if self.pipe then pcall(self.pipe.close, self.pipe) end -- the shell kills nginx and waits for it
   if self.pid and alive(self.pid) then os.execute("kill -KILL " .. math.floor(self.pid) .. " 2>/dev/null") end
   if not os.getenv("TCIOT_KEEP_NGINX_PREFIX") then
-    os.execute("rm -rf " .. shell_quote(self.prefix))
+    util.rm_rf(self.prefix)
   end
 end
 

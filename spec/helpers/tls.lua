@@ -14,57 +14,16 @@
 -- HTTP emulator with the Host header kept as the client signed it. nginx runs under a shell that waits
 -- on a pipe from this process: when the pipe closes (stop, or this process dying) the shell stops
 -- nginx, so it cannot outlive the test run. LD_PRELOAD (make test-asan) is not passed on.
-local socket = require("socket")
+local util = require("helpers.util")
 
 local M = {}
 local Front = {}
 Front.__index = Front
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
+local shell_quote, read_file, write_file, run = util.shell_quote, util.read_file, util.write_file,
+  util.check_output
 
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write_file(path, data)
-  local f = assert(io.open(path, "wb"))
-  assert(f:write(data))
-  f:close()
-end
-
--- Runs a shell command; raises with its output when it fails.
--- (LuaJIT's close() of a pipe does not report the exit status: the shell prints it.)
-local function run(cmd)
-  local p = assert(io.popen("env -u LD_PRELOAD sh -c " .. shell_quote(cmd) .. " 2>&1; echo \"__rc=$?\""))
-  local out = p:read("*a")
-  p:close()
-  local body, rc = out:match("^(.-)__rc=(%d+)%s*$")
-  if rc ~= "0" then
-    error("command failed (" .. tostring(rc) .. "): " .. cmd .. "\n" .. tostring(body or out), 2)
-  end
-  return body
-end
-
-local function mkdtemp(tag)
-  local path = run("mktemp -d \"${TMPDIR:-/tmp}/" .. tag .. ".XXXXXX\""):gsub("%s+$", "")
-  run("chmod 0755 " .. shell_quote(path))  -- nginx's worker (nobody, when run as root) reads below it
-  return path
-end
-
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
-
-M.free_port = free_port
+M.free_port = util.free_port
 
 -- Makes our CA and three server certificates in dir. Returns a table of paths.
 function M.make_certificates(dir)
@@ -130,16 +89,9 @@ local function nginx_conf(dir, upstream, servers)
   return table.concat(parts, "\n") .. "\n"
 end
 
-local function listening(port)
-  local c = socket.connect("127.0.0.1", port)
-  if c then c:close() return true end
-  return false
-end
-
 local function find_nginx()
   for _, p in ipairs{ "/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/openresty/nginx/sbin/nginx" } do
-    local f = io.open(p, "rb")
-    if f then f:close() return p end
+    if util.exists(p) then return p end
   end
   return "nginx"
 end
@@ -147,7 +99,7 @@ end
 -- opts.upstream: the emulator's URL (http://127.0.0.1:PORT). Raises when anything fails to start.
 function M.start(opts)
   local upstream = assert(opts and opts.upstream, "tls.start needs upstream"):match("^http://([^/]+)")
-  local dir = mkdtemp("iotexplorer-tls")
+  local dir = util.tmpdir("iotexplorer-tls")
   local self = setmetatable({ dir = dir, urls = {}, ports = {} }, Front)
   local ok, err = pcall(function()
     local paths = M.make_certificates(dir)
@@ -155,7 +107,7 @@ function M.start(opts)
     run("mkdir -p " .. shell_quote(dir .. "/tmp"))
     local servers = {}
     for _, name in ipairs{ "good", "wrong_host", "expired" } do
-      local port = free_port()
+      local port = util.free_port()
       self.ports[name] = port
       self.urls[name] = "https://127.0.0.1:" .. port
       servers[#servers + 1] = { port = port, cert = paths[name].cert, key = paths[name].key }
@@ -168,16 +120,15 @@ function M.start(opts)
       q(dir .. "/nginx.shell.pid"), q(dir .. "/nginx.shell.pid"))
     self.pipe = assert(io.popen("exec env -u LD_PRELOAD sh -c " .. q(inner) .. " > " .. q(dir .. "/nginx.out")
       .. " 2>&1", "w"))
-    local deadline = socket.gettime() + 10
-    while true do
-      local all = true
-      for _, port in pairs(self.ports) do all = all and listening(port) end
-      if all then break end
-      if socket.gettime() > deadline then
-        error("nginx did not start listening:\n" .. (read_file(dir .. "/error.log") or "")
-          .. (read_file(dir .. "/nginx.out") or ""))
+    local all = util.poll(function()
+      for _, port in pairs(self.ports) do
+        if not util.listening(port) then return false end
       end
-      socket.sleep(0.02)
+      return true
+    end, 10)
+    if not all then
+      error("nginx did not start listening:\n" .. (read_file(dir .. "/error.log") or "")
+        .. (read_file(dir .. "/nginx.out") or ""))
     end
   end)
   if not ok then
@@ -192,7 +143,7 @@ function Front:stop()
   self.stopped = true
   if self.pipe then pcall(self.pipe.close, self.pipe) end  -- EOF: the shell stops nginx and waits for it
   if self.dir and self.dir:find("/iotexplorer%-tls%.") then
-    os.execute("rm -rf " .. shell_quote(self.dir))
+    util.rm_rf(self.dir)
   end
 end
 
