@@ -283,7 +283,7 @@ describe("tciot", function()
     it("polls through every status, with plain progress lines when stderr is not a terminal", function()
       local id = seed({ BatchCnt = 4 })
       local r = tciot({ "DescribeBatchProduction", "--ProductId", PRODUCT, "--BatchProductionId", id,
-        "--wait", "--poll-interval", "0.03", "--deadline", "10" })
+        "--wait", "--poll-interval", "0.03", "--max-poll-interval", "0.05", "--deadline", "10" })
       expect(r, 0)
       local res = json(r)
       assert.are.equal(3, res.Status)

@@ -43,7 +43,8 @@ local COMMANDS = {
       { "BatchProductionId", "string", "ID", "the batch, e.g. LC-ya6zinv9", required = true },
       { "wait", "flag", nil, "poll until the batch is done or has failed (progress on stderr)" },
       { "deadline", "seconds", "SECONDS", "with --wait: give up after this long (default 600)" },
-      { "poll-interval", "seconds", "SECONDS", "with --wait: first pause between polls, growing to 10 (default 1)" },
+      { "poll-interval", "seconds", "SECONDS", "with --wait: first pause between polls (default 1)" },
+      { "max-poll-interval", "seconds", "SECONDS", "with --wait: pauses grow 1.5x per poll up to this (default 10)" },
       { "download", "string", "FILE|-", "save the device CSV to FILE; - writes it to stdout instead of the JSON" },
     },
   },
@@ -325,8 +326,12 @@ local function check_command(args)
     end
   end
   local opts = args.options
-  if (opts.deadline or opts["poll-interval"]) and not opts.wait then
-    return "--" .. (opts.deadline and "deadline" or "poll-interval") .. " only applies with --wait"
+  if not opts.wait then
+    for _, flag in ipairs({ "deadline", "poll-interval", "max-poll-interval" }) do
+      if opts[flag] then
+        return "--" .. flag .. " only applies with --wait"
+      end
+    end
   end
   if opts.download == "" then
     return "--download needs a file name, or - for stdout"
@@ -697,7 +702,8 @@ local function run_describe(client, args, env)
   if o.wait then
     local report, finish = wait_reporter(env.stderr, tty, params.BatchProductionId, batch.STATUS)
     res, err = client:wait_batch_production(params, {
-      deadline = o.deadline, interval = o["poll-interval"], on_progress = report,
+      deadline = o.deadline, interval = o["poll-interval"], max_interval = o["max-poll-interval"],
+      on_progress = report,
     })
     finish()
     if not res then

@@ -205,9 +205,11 @@ local function check_new_options(o)
   end
 end
 
+local NO_OPTIONS = {}   -- read only
+
 local function check_call_options(opts)
   if opts == nil then
-    return {}
+    return NO_OPTIONS
   end
   if type(opts) ~= "table" then
     return nil, invalid("opts", "per-call options must be a table")
@@ -360,132 +362,141 @@ function Client:_log(record)
   end
 end
 
--- Runs one API call with credentials, rate limit, retries and skew repair.
--- invoke(p, req) is core.call or core.describe_batch_production (through p.transport in nginx) with the
--- action's fields already in req.
+-- One call's state lives in a single table, `call`, handed to retry.run as its options; the steps below are
+-- plain functions of it, so a call creates no closures (LuaJIT cannot compile closure creation) and, on
+-- the success path without a logger, no table besides `call` itself.
+
+-- Remembers the keys an attempt signed with, so that every error of the call can be scrubbed of them.
+local function note_secrets(call, creds)
+  local secrets = call.secrets
+  if not secrets then
+    secrets = {}
+    call.secrets = secrets
+  end
+  secrets[#secrets + 1] = creds.secret_key
+  secrets[#secrets + 1] = creds.token
+end
+
+-- The deadline ran out between attempts (waiting for the limiter, or nothing left to send with): say so,
+-- with the error that led to the wait.
+local function out_of_time(call, what)
+  local last_err = call.last_err
+  local msg = "deadline of " .. tostring(call.deadline) .. "s passed " .. what
+  if last_err then
+    msg = msg .. "; last error: " .. tostring(last_err)
+  end
+  return errors.new(errors.TIMEOUT, msg, {
+    sent = last_err ~= nil and last_err.sent ~= false, deadline = true, cause = last_err })
+end
+
+local function attempt(n, remaining, call)
+  local self, p = call.client, call.p
+  local started = self.now()
+  local creds, cerr = p.chain:get()
+  if not creds then
+    return nil, cerr
+  end
+
+  local waited = 0
+  if self.limiter then
+    local w, needed = self.limiter:acquire(remaining)
+    if not w then
+      note_secrets(call, creds)
+      return nil, out_of_time(call, string.format("before the rate limiter's next slot (%.3fs away)", needed))
+    end
+    waited = w
+  end
+
+  -- Waiting for the limiter does not eat into `timeout`, only into the deadline.
+  local this_timeout = call.timeout
+  if remaining then
+    local left = remaining - (self.now() - started)
+    if left < 0.001 then
+      note_secrets(call, creds)
+      return nil, out_of_time(call, "before the request could be sent")
+    end
+    if left < this_timeout then
+      this_timeout = left
+    end
+  end
+
+  -- The request table is the call's own copy of the fields; every attempt rewrites what it changes.
+  local req = call.fields
+  req.secret_id = creds.secret_id
+  req.secret_key = creds.secret_key
+  req.token = creds.token
+  req.region = self.region
+  req.endpoint = self.endpoint
+  req.language = self.language
+  req.timeout = this_timeout
+  req.timestamp = os.time() + self.clock_offset
+  -- libcurl silently resends on a reused connection found dead; a write must not go twice.
+  req.fresh_connection = call.write
+
+  local sent_at = self.now()
+  call.sent = call.sent + 1
+  local res, err = call.invoke(p, req)
+  if res ~= nil then
+    if self.logger then
+      self:_log{ action = call.action, attempt = n, duration = self.now() - sent_at, rate_wait = waited,
+                 status = "ok", request_id = type(res) == "table" and res.RequestId or nil }
+    end
+    return res
+  end
+  note_secrets(call, creds)
+  err = errors.redact(errors.from_core(err), call.secrets)
+  if self.logger then
+    self:_log{ action = call.action, attempt = n, duration = self.now() - sent_at, rate_wait = waited,
+               status = "error", code = err.code, message = err.message, request_id = err.request_id,
+               http_status = err.http_status, retryable = errors.is_retryable(err, call.action) }
+  end
+  call.last_err = err
+  return nil, err
+end
+
+local function decide(err, _, call)
+  local code = err.code
+  if code == "AuthFailure.SignatureExpire" and not call.skew_repaired and type(err.server_date) == "number" then
+    -- Our clock is off: sign with the server's time from now on. Once per call, so a server with a broken
+    -- Date header cannot make us loop.
+    call.skew_repaired = true
+    call.client.clock_offset = math.floor(err.server_date - os.time() + 0.5)
+    return "now"
+  end
+  if err.deadline then
+    return false
+  end
+  if type(code) == "string" and code:find("^AuthFailure") then
+    -- Temporary keys may have been revoked or rotated: fetch fresh ones next time.
+    call.p.chain:invalidate()
+    return false
+  end
+  return errors.is_retryable(err, call.action) and "backoff"
+end
+
+local NO_SECRETS = {}
+
+-- Runs one API call with credentials, rate limit, retries and skew repair. `fields` is the caller's own
+-- copy of the action's fields (it becomes the request table); invoke(p, req) is core.call or
+-- core.describe_batch_production (through p.transport in nginx).
 function Client:_perform(action, fields, opts, invoke)
   local p = private[self]
-  local secrets = {}
-  local skew_repaired = false
-  local timeout = opts.timeout or self.timeout
-  local sent, last_err = 0, nil
-
-  -- The deadline ran out between attempts (waiting for the limiter, or nothing left
-  -- to send with): say so, with the error that led to the wait.
-  local function out_of_time(what)
-    local msg = "deadline of " .. tostring(opts.deadline) .. "s passed " .. what
-    if last_err then
-      msg = msg .. "; last error: " .. tostring(last_err)
-    end
-    return errors.new(errors.TIMEOUT, msg, {
-      sent = last_err ~= nil and last_err.sent ~= false, deadline = true, cause = last_err })
-  end
-
-  local function attempt(n, remaining)
-    local started = self.now()
-    local creds, cerr = p.chain:get()
-    if not creds then
-      return nil, cerr
-    end
-    secrets[#secrets + 1] = creds.secret_key
-    secrets[#secrets + 1] = creds.token
-
-    local waited = 0
-    if self.limiter then
-      local w, needed = self.limiter:acquire(remaining)
-      if not w then
-        return nil, out_of_time(string.format("before the rate limiter's next slot (%.3fs away)", needed))
-      end
-      waited = w
-    end
-
-    -- Waiting for the limiter does not eat into `timeout`, only into the deadline.
-    local this_timeout = timeout
-    if remaining then
-      local left = remaining - (self.now() - started)
-      if left < 0.001 then
-        return nil, out_of_time("before the request could be sent")
-      end
-      if left < this_timeout then
-        this_timeout = left
-      end
-    end
-
-    local req = shallow_copy(fields)
-    req.secret_id = creds.secret_id
-    req.secret_key = creds.secret_key
-    req.token = creds.token
-    req.region = self.region
-    req.endpoint = self.endpoint
-    req.language = self.language
-    req.timeout = this_timeout
-    req.timestamp = os.time() + self.clock_offset
-    -- libcurl silently resends on a reused connection found dead; a write must not go twice.
-    req.fresh_connection = not errors.is_idempotent(action)
-
-    local sent_at = self.now()
-    sent = sent + 1
-    local res, err = invoke(p, req)
-    local record = {
-      action = action, attempt = n, duration = self.now() - sent_at, rate_wait = waited,
-    }
-    if res ~= nil then
-      record.status = "ok"
-      record.request_id = type(res) == "table" and res.RequestId or nil
-      self:_log(record)
-      return res
-    end
-    err = errors.redact(errors.from_core(err), secrets)
-    record.status = "error"
-    record.code = err.code
-    record.message = err.message
-    record.request_id = err.request_id
-    record.http_status = err.http_status
-    record.retryable = errors.is_retryable(err, action)
-    self:_log(record)
-    last_err = err
-    return nil, err
-  end
-
-  local function decide(err)
-    local code = err.code
-    if code == "AuthFailure.SignatureExpire" and not skew_repaired and type(err.server_date) == "number" then
-      -- Our clock is off: sign with the server's time from now on. Once per call,
-      -- so a server with a broken Date header cannot make us loop.
-      skew_repaired = true
-      self.clock_offset = math.floor(err.server_date - os.time() + 0.5)
-      return "now"
-    end
-    if err.deadline then
-      return false
-    end
-    if type(code) == "string" and code:find("^AuthFailure") then
-      -- Temporary keys may have been revoked or rotated: fetch fresh ones next time.
-      p.chain:invalidate()
-      return false
-    end
-    return errors.is_retryable(err, action) and "backoff"
-  end
-
-  local res, err = retry.run{
-    attempt = attempt,
-    decide = decide,
-    max_attempts = self.max_attempts,
-    base = self.backoff_base,
-    cap = self.backoff_cap,
-    deadline = opts.deadline,
-    now = self.now,
-    sleep = self.sleep,
-    random = p.random,
+  local call = {
+    -- retry.run's options
+    attempt = attempt, decide = decide, max_attempts = self.max_attempts, base = self.backoff_base,
+    cap = self.backoff_cap, deadline = opts.deadline, now = self.now, sleep = self.sleep, random = p.random,
+    -- the call's own state
+    client = self, p = p, action = action, fields = fields, invoke = invoke, sent = 0,
+    timeout = opts.timeout or self.timeout, write = not errors.is_idempotent(action),
   }
+  local res, err = retry.run(call)
   if res ~= nil then
     return res
   end
-  -- Requests actually made: an attempt stopped by the deadline before sending
-  -- does not count.
-  err.attempts = sent
+  -- Requests actually made: an attempt stopped by the deadline before sending does not count.
+  err.attempts = call.sent
   err.retryable = errors.is_retryable(err, action)
-  return nil, errors.redact(err, secrets)
+  return nil, errors.redact(err, call.secrets or NO_SECRETS)
 end
 
 -- Checks shared by every method: open client, options, params table.

@@ -31,13 +31,14 @@ local function deadline_error(seconds, attempts, last)
 end
 
 -- retry.run(o) calls o.attempt until it succeeds or the policy says stop.
---   o.attempt(n, remaining) -> res | nil, err   n counts from 1; remaining is the
+--   o.attempt(n, remaining, o) -> res | nil, err   n counts from 1; remaining is the
 --                               time left before the deadline (nil without one)
---   o.decide(err, n) -> "backoff" | "now" | false
+--   o.decide(err, n, o) -> "backoff" | "now" | false
 --                               "now" retries at once and does not use up an attempt
 --                               of max_attempts (used for clock-skew repair)
 --   o.max_attempts, o.base, o.cap, o.deadline (seconds from now, or nil)
 --   o.now (monotonic seconds), o.sleep(seconds), o.random() in [0, 1)
+-- Both also get o itself, so a caller can keep its per-call state there instead of in closures.
 -- Returns res, nil, attempts or nil, err, attempts. Never sleeps after the last
 -- attempt, and never starts a sleep that would outlast the deadline.
 function retry.run(o)
@@ -59,13 +60,13 @@ function retry.run(o)
 
     n = n + 1
     counted = counted + 1
-    local res, err = o.attempt(n, remaining)
+    local res, err = o.attempt(n, remaining, o)
     if res ~= nil then
       return res, nil, n
     end
     last = err
 
-    local how = o.decide(err, n)
+    local how = o.decide(err, n, o)
     if how == "now" then
       counted = counted - 1
     elseif how and counted < max_attempts then
