@@ -45,7 +45,7 @@ build/tc3_vectors: spec/c/tc3_vectors.c src/tc3.c src/tc3.h
 	@mkdir -p build
 	$(CC) -std=c99 $(WARNINGS) $(CFLAGS) -o $@ spec/c/tc3_vectors.c src/tc3.c -lcrypto -lpthread
 
-# Benchmarks (issue 7): the C baselines, then spec/bench/run.sh installs what is missing, starts its own nginx
+# Benchmarks: the C baselines, then spec/bench/run.sh installs what is missing, starts its own nginx
 # and prints the table. Not part of `make test`.
 BENCH_HEADERS = spec/bench/bench_util.h spec/bench/sign_common.h
 
@@ -87,7 +87,7 @@ check-c:
 lint:
 	@luacheck -q lua spec bin
 
-# Hardening (issue 6). Each target first installs what it needs (sh .ci/deps.sh hardening).
+# Hardening. Each target first installs what it needs (sh .ci/deps.sh hardening).
 # test-asan: the core built with ASan + UBSan into build/asan/ and every spec on Lua 5.4 with the ASan
 # runtime preloaded; any report fails the run. The spec helpers unset LD_PRELOAD for the processes they start.
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

@@ -1,4 +1,4 @@
--- Faults (issue 6), at the client level against the emulator: for each way the network or the server can
+-- Faults, at the client level against the emulator: for each way the network or the server can
 -- misbehave, the call returns the right result after retries (the attempts the emulator counted are
 -- asserted) or an error object with the code from the core's error table, within its deadline. The whole
 -- matrix then runs a second time in the same process, and the Lua heap, the resident set and the open file

@@ -1,4 +1,4 @@
--- Hostile input (issue 6): every field of iot.new, every parameter of the client's methods, and every field
+-- Hostile input: every field of iot.new, every parameter of the client's methods, and every field
 -- of core.sign and of the core's request tables, tried with nil, numbers, booleans, tables, functions,
 -- coroutines, empty strings, 10 MB strings, embedded NUL, CR/LF (header injection) and non-UTF-8 bytes.
 --   - The Lua client returns an error object naming the field (err.field, or the field's name in the
@@ -340,7 +340,7 @@ describe("hostile input", function()
       end)
     end
 
-    -- The batch helpers (issue 4): their parameters, the download's path and their options.
+    -- The batch helpers: their parameters, the download's path and their options.
     local HELPERS = {
       { "wait_batch_production", { field("deadline", { "nil", "n42" }), field("interval", { "nil", "n42" }),
         field("max_interval", { "nil", "n42" }), field("on_progress", { "nil", "func" }) } },

@@ -1,4 +1,4 @@
--- Secrets (issue 6): a recognisable secret key and token (helpers/secrets.lua) must never appear in an error
+-- Secrets: a recognisable secret key and token (helpers/secrets.lua) must never appear in an error
 -- message, tostring(err), tostring(client), a logger record (walked deeply) or `tciot --verbose` output.
 --   - faults_spec.lua and hostile_spec.lua run their whole matrices with these credentials and end with the
 --     same check; this file adds the cases made to provoke a leak: a server that echoes the key and token

@@ -1,4 +1,4 @@
--- TLS (issue 6): a CA and server certificates made by this run (openssl CLI), served on loopback by a TLS
+-- TLS: a CA and server certificates made by this run (openssl CLI), served on loopback by a TLS
 -- front (our own nginx) before the emulator (helpers/tls.lua).
 --   - success with ca_file (and with ca_path);
 --   - ClientError.NetworkError naming the certificate problem for an unknown CA, a wrong host name and an

@@ -377,7 +377,7 @@ print(PIN ~= "" and "timed clients pinned to CPU 0, nginx to CPU 1 (taskset)" or
 print(rule)
 for _, l in ipairs(lines) do print(l) end
 print()
-print("Targets (issue 7):")
+print("Targets:")
 for _, v in ipairs(verdicts) do print(v) end
 if #failures > 0 then
   print()
