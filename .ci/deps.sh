@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages a make target needs: with apt-get when root, otherwise it prints the
 # one apt-get line to run and fails. Usage: sh .ci/deps.sh demo|test|hardening
 set -eu
-build="make gcc lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson ca-certificates"
+build="make gcc libc6-dev lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson ca-certificates"
 emulator="lua-socket lua-luaossl"
 case "${1:-test}" in
   demo) want="$build $emulator" ;;
