@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs the Debian 12 packages a make target needs: with apt-get when root, otherwise it prints the
-# one apt-get line to run and fails. Usage: sh .ci/deps.sh demo|test|hardening
+# one apt-get line to run and fails. Usage: sh .ci/deps.sh demo|test|bench|hardening
 set -eu
 build="make gcc libc6-dev lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson ca-certificates"
 emulator="lua-socket lua-luaossl"
@@ -10,8 +10,9 @@ case "${1:-test}" in
   # libnginx-mod-http-lua + lua-resty-core (they need luajit2, not luajit): spec/nginx_spec.lua.
   test) want="$build $emulator luajit2 libluajit2-5.1-dev lua-busted lua-check luarocks clang nginx openssl"
         want="$want libnginx-mod-http-lua lua-resty-core valgrind libclang-rt-14-dev" ;;  # and what hardening needs
+  bench) want="$build $emulator luajit2 libluajit2-5.1-dev nginx lua-curl" ;;  # spec/bench/run.sh
   hardening) want="$build $emulator lua-busted clang valgrind libclang-rt-14-dev" ;;  # test-asan, test-valgrind, fuzz
-  *) echo "usage: sh .ci/deps.sh demo|test|hardening" >&2; exit 2 ;;
+  *) echo "usage: sh .ci/deps.sh demo|test|bench|hardening" >&2; exit 2 ;;
 esac
 
 missing=""

@@ -6,37 +6,8 @@ set -eu
 cd "$(dirname "$0")/../.."
 MAKE=${MAKE:-make}
 
-# The build and test packages first (the project's own list), then what only the benchmarks use.
-sh .ci/deps.sh test
-extras="nginx lua-curl lua-socket lua-luaossl lua-cjson luajit2"
-missing=""
-for pkg in $extras; do
-  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
-  case "$status" in *"install ok installed"*) ;; *) missing="$missing $pkg" ;; esac
-done
-if [ -n "$missing" ]; then
-  if [ "$(id -u)" -eq 0 ]; then
-    echo "Installing:$missing"
-    export DEBIAN_FRONTEND=noninteractive
-    # Installing nginx would start the system service on port 80: forbid service starts for this install
-    # (only when no policy is in place already, and only for its duration).
-    policy=""
-    if [ ! -e /usr/sbin/policy-rc.d ]; then
-      policy=/usr/sbin/policy-rc.d
-      printf '#!/bin/sh\nexit 101\n' > "$policy"
-      chmod 0755 "$policy"
-    fi
-    apt-get update -qq
-    rc=0
-    apt-get install -y -qq --no-install-recommends $missing >/dev/null || rc=$?
-    [ -n "$policy" ] && rm -f "$policy"
-    [ "$rc" -eq 0 ] || exit "$rc"
-  else
-    echo "Missing Debian packages for the benchmarks. Run this once, then try again:" >&2
-    echo "  sudo apt-get install -y$missing" >&2
-    exit 1
-  fi
-fi
+# What the core and the benchmarks need: nginx for the fast local server, lua-curl for the hand-rolled client.
+sh .ci/deps.sh bench
 
 $MAKE --no-print-directory LUA=lua5.4
 $MAKE --no-print-directory LUA=luajit
