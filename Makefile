@@ -157,4 +157,4 @@ install: $(CORE_SO)
 	chmod 0755 $(DESTDIR)$(BINDIR)/tciot
 
 clean:
-	rm -rf build
+	rm -rf build tencentcloud src/*.o   # the last two: what luarocks make leaves behind
