@@ -12,11 +12,6 @@ local errors = require("tencentcloud.iotexplorer.errors")
 
 local batch = {}
 
-batch.BATCH_FAILED = "ClientError.BatchFailed"
-batch.BATCH_NOT_READY = "ClientError.BatchNotReady"
-batch.CANCELLED = "ClientError.Cancelled"
-batch.CALLBACK_ERROR = "ClientError.CallbackError"
-batch.FILE_ERROR = "ClientError.FileError"
 
 batch.DEFAULT_DEADLINE = 600      -- seconds wait_batch_production keeps polling
 batch.DEFAULT_INTERVAL = 1        -- first pause between two polls
@@ -85,7 +80,7 @@ end
 
 local function batch_failed(params, res, polls)
   local reason = failed_reason(res)
-  return errors.new(batch.BATCH_FAILED,
+  return errors.new(errors.BATCH_FAILED,
     string.format("batch %s failed: %s", tostring(params.BatchProductionId), reason), {
       reason = reason, response = res, request_id = res.RequestId, attempts = polls,
     })
@@ -98,10 +93,10 @@ local function report(fn, ...)
   end
   local ok, result = pcall(fn, ...)
   if not ok then
-    return errors.new(batch.CALLBACK_ERROR, "the progress function failed: " .. tostring(result))
+    return errors.new(errors.CALLBACK_ERROR, "the progress function failed: " .. tostring(result))
   end
   if result == false then
-    return errors.new(batch.CANCELLED, "the progress function cancelled the wait")
+    return errors.new(errors.CANCELLED, "the progress function cancelled the wait")
   end
 end
 
@@ -227,14 +222,14 @@ function batch.download(client, params, path, opts, download)
     end
     local url = res.DownloadUrl
     if res.Status ~= 3 or type(url) ~= "string" or url == "" then
-      return fail(errors.new(batch.BATCH_NOT_READY, string.format(
+      return fail(errors.new(errors.BATCH_NOT_READY, string.format(
         "batch %s has no device file yet (%s); wait for Status 3 first",
         tostring(params.BatchProductionId), batch.describe_status(res)), { response = res }))
     end
 
     local tmp = temp_path(path)
     if not tmp then
-      return fail(errors.new(batch.FILE_ERROR, "cannot find a free temporary name next to " .. path,
+      return fail(errors.new(errors.FILE_ERROR, "cannot find a free temporary name next to " .. path,
         { stage = "download" }))
     end
     local started = core.now()
@@ -256,7 +251,7 @@ function batch.download(client, params, path, opts, download)
       local renamed, rerr = os.rename(tmp, path)
       if not renamed then
         os.remove(tmp)
-        out, derr = nil, { code = batch.FILE_ERROR, message = "cannot move the download into place: "
+        out, derr = nil, { code = errors.FILE_ERROR, message = "cannot move the download into place: "
           .. tostring(rerr) }
       end
     else

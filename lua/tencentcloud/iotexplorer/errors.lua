@@ -17,6 +17,12 @@ errors.CREDENTIAL_ERROR = "ClientError.CredentialError"
 errors.CLIENT_CLOSED = "ClientError.ClientClosed"
 errors.TIMEOUT = "ClientError.Timeout"
 errors.NETWORK_ERROR = "ClientError.NetworkError"
+-- Waiting for a batch and downloading its device file (batch.lua).
+errors.BATCH_FAILED = "ClientError.BatchFailed"
+errors.BATCH_NOT_READY = "ClientError.BatchNotReady"
+errors.CANCELLED = "ClientError.Cancelled"
+errors.CALLBACK_ERROR = "ClientError.CallbackError"
+errors.FILE_ERROR = "ClientError.FileError"
 
 local Error = {}
 Error.__index = Error
