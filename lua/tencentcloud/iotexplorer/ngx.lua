@@ -152,18 +152,26 @@ local function session_key(o)
   }, "\0")
 end
 
--- kind: "call", "describe_batch_production" or "download"; session_opts: core.new_session's options; req: the
--- core's request table. Returns what the core returns: Response | nil, err (plain tables).
-function M.thread_call(kind, session_opts, req)
-  local core = require("tencentcloud.iotexplorer.core")
-  local key = session_key(session_opts)
+-- The session cached under key, made with opts on first use.
+local function cached_session(cache, key, opts)
+  local s = cache[key]
+  if s then
+    return s
+  end
+  local err
+  s, err = require("tencentcloud.iotexplorer.core").new_session(opts)
+  if s then
+    cache[key] = s
+  end
+  return s, err
+end
+
+-- kind: "call", "describe_batch_production" or "download"; session_opts: core.new_session's options, and
+-- key, session_key(session_opts), computed once by the transport; req: the core's request table. Returns
+-- what the core returns: Response | nil, err (plain tables).
+function M.thread_call(kind, session_opts, req, key)
   local s = thread_sessions[key]
   if not s then
-    local err
-    s, err = core.new_session(session_opts)
-    if not s then
-      return nil, err
-    end
     if thread_session_count >= MAX_THREAD_SESSIONS then
       for k, old in pairs(thread_sessions) do
         old:close()
@@ -171,10 +179,14 @@ function M.thread_call(kind, session_opts, req)
       end
       thread_session_count = 0
     end
-    thread_sessions[key] = s
+    local err
+    s, err = cached_session(thread_sessions, key, session_opts)
+    if not s then
+      return nil, err
+    end
     thread_session_count = thread_session_count + 1
   end
-  return core[kind](s, req)
+  return require("tencentcloud.iotexplorer.core")[kind](s, req)
 end
 
 -- ----------------------------------------------------------------------------
@@ -209,17 +221,12 @@ end
 local function new_transport(pool, session_opts)
   local core = require("tencentcloud.iotexplorer.core")
   local local_sessions = {} -- pid -> session, for phases that cannot use the thread pool
+  local key = session_key(session_opts)
 
   local function blocking(kind, req)
-    local pid = ngx.worker.pid()
-    local s = local_sessions[pid]
+    local s, err = cached_session(local_sessions, ngx.worker.pid(), session_opts)
     if not s then
-      local err
-      s, err = core.new_session(session_opts)
-      if not s then
-        return nil, err
-      end
-      local_sessions[pid] = s
+      return nil, err
     end
     return core[kind](s, req)
   end
@@ -228,7 +235,8 @@ local function new_transport(pool, session_opts)
     if not THREADABLE[phase()] then
       return blocking(kind, req)
     end
-    local ok, res, err = ngx.run_worker_thread(pool, THIS_MODULE, "thread_call", kind, session_opts, req)
+    local ok, res, err = ngx.run_worker_thread(pool, THIS_MODULE, "thread_call", kind, session_opts, req,
+      key)
     if not ok then
       return nil, thread_failure(pool, res)
     end
