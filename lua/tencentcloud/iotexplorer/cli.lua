@@ -11,6 +11,7 @@
 -- failed or the download could not be completed.
 
 local cjson = require("cjson.safe")
+local errors = require("tencentcloud.iotexplorer.errors")
 
 local cli = {}
 
@@ -547,7 +548,7 @@ end
 -- Errors and exit codes.
 
 local DOWNLOAD_OR_BATCH = {
-  ["ClientError.BatchFailed"] = true, ["ClientError.BatchNotReady"] = true,
+  [errors.BATCH_FAILED] = true, [errors.BATCH_NOT_READY] = true,
 }
 
 function cli.exit_code(err)
@@ -739,7 +740,7 @@ local function run_describe(client, args, env)
     local ok, cerr = copy_to(path, env.stdout)
     os.remove(path)
     if not ok then
-      return nil, { code = "ClientError.FileError", message = tostring(cerr), stage = "download" }
+      return nil, { code = errors.FILE_ERROR, message = tostring(cerr), stage = "download" }
     end
     return nil, nil, true
   end
