@@ -28,7 +28,7 @@ build = {
    type = "builtin",
    modules = {
       ["tencentcloud.iotexplorer.core"] = {
-         sources = { "src/core.c", "src/lcore.c", "src/session.c", "src/call.c", "src/download.c", "src/tc3.c",
+         sources = { "src/core.c", "src/lcore.c", "src/session.c", "src/call.c", "src/download.c", "src/lsigner.c", "src/tc3.c",
                      "src/http.c" },
          libraries = { "curl", "crypto", "pthread", "m" },
          incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
@@ -50,8 +50,10 @@ build = {
       ["tencentcloud.iotexplorer.errors"] = "lua/tencentcloud/iotexplorer/errors.lua",
       ["tencentcloud.iotexplorer.limiter"] = "lua/tencentcloud/iotexplorer/limiter.lua",
       ["tencentcloud.iotexplorer.ngx"] = "lua/tencentcloud/iotexplorer/ngx.lua",
+      ["tencentcloud.iotexplorer.ngx_http"] = "lua/tencentcloud/iotexplorer/ngx_http.lua",
       ["tencentcloud.iotexplorer.perform"] = "lua/tencentcloud/iotexplorer/perform.lua",
       ["tencentcloud.iotexplorer.retry"] = "lua/tencentcloud/iotexplorer/retry.lua",
+      ["tencentcloud.iotexplorer.signer"] = "lua/tencentcloud/iotexplorer/signer.lua",
    },
    install = {
       bin = { tciot = "bin/tciot" },

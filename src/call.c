@@ -15,7 +15,6 @@
 #define DEFAULT_VERSION "2019-04-23"
 #define DEFAULT_CONTENT_TYPE "application/json"
 #define DEFAULT_SIGNED_HEADERS "content-type;host"
-#define MAX_HEADERS 16
 
 /* Splits an http(s) endpoint into the Host header value and the URL to post to ("scheme://host/"). */
 static int parse_endpoint(lua_State *L, const lstr *endpoint, lstr *host) {
@@ -90,13 +89,6 @@ static void add_json_string(luaL_Buffer *b, const lstr *s) {
 
 /* ---- signing ---- */
 
-typedef struct call_input {
-    lstr secret_id, secret_key, token, region, language, action, version, service, content_type,
-         signed_headers, endpoint, host, method, query;
-    int64_t timestamp;
-    long timeout_ms, connect_timeout_ms;
-    int fresh_connection;
-} call_input;
 
 /* Reads the fields shared by sign, call and describe_batch_production. Pushes values on the stack.
  * Returns 0, or 2 with nil, err pushed. */
@@ -157,18 +149,10 @@ static int fail_signing(lua_State *L, tc3_status st) {
                       st == TC3_NO_MEMORY ? "out of memory while signing" : "OpenSSL failed while signing");
 }
 
-/* One request header: its name and value, borrowed from the strings the call already holds. */
-typedef struct header { const char *name, *value; size_t value_len; } header;
-
-typedef struct header_list {
-    header h[MAX_HEADERS];
-    int n;
-    char stamp[24];                    /* the X-TC-Timestamp value */
-} header_list;
 
 /* The headers of one signed request, in the order they are sent: written once, for core.call (as lines for
- * libcurl) and core.sign (as a table). The signer must hold the signature of this request. */
-static void build_headers(const tc3_signer *signer, const call_input *in, header_list *l) {
+ * libcurl), core.sign and the bound signer (as tables). The signer must hold the signature of this request. */
+void build_headers(const tc3_signer *signer, const call_input *in, header_list *l) {
     size_t auth_len, stamp_len = (size_t)snprintf(l->stamp, sizeof l->stamp, "%lld", (long long)in->timestamp);
     const char *auth = tc3_authorization(signer, &auth_len);
     l->n = 0;
@@ -327,9 +311,8 @@ static int decode_response(lua_State *L, const http_result *r) {
     return 2;
 }
 
-#ifdef TCIOT_TEST_HOOKS
-/* Test builds only (make fuzz): core._decode_response(body, http_status[, server_date]) runs the decoder
- * on bytes given by the caller, with no network. Not in the shipped module. */
+/* core.decode_response(body, http_status[, server_date]) -> Response | nil, err: the decoder, on bytes a
+ * transport other than libcurl received (nginx's own upstream, see ngx_http.lua; the fuzzers). */
 int core_decode_response(lua_State *L) {
     http_result r;
     memset(&r, 0, sizeof r);
@@ -339,7 +322,6 @@ int core_decode_response(lua_State *L) {
     r.sent = 1;
     return decode_response(L, &r);
 }
-#endif
 
 /* Signs and posts the JSON body at stack index body_idx; the common fields are already read into in. */
 static int perform(lua_State *L, session *s, call_input *in, int body_idx) {

@@ -46,9 +46,8 @@ int luaopen_tencentcloud_iotexplorer_core(lua_State *L) {
         { "sign", core_sign }, { "new_session", core_new_session },
         { "describe_batch_production", core_describe_batch_production }, { "call", core_call },
         { "download", core_download },
-#ifdef TCIOT_TEST_HOOKS
-        { "_decode_response", core_decode_response },
-#endif
+        { "signer", core_signer },
+        { "_decode_response", core_decode_response }, { "decode_response", core_decode_response },
         { NULL, NULL },
     };
     if (tc3_global_init() || http_global_init()) return luaL_error(L, "OpenSSL or libcurl failed to initialise");

@@ -59,6 +59,30 @@ int get_seconds(lua_State *L, int t, const char *field, long *ms);
 int get_timestamp(lua_State *L, int t, const char *field, int64_t *out);
 size_t http_scheme_len(const lstr *url);
 
+/* ---- a signed request's fields and headers (call.c) ---- */
+
+#define MAX_HEADERS 16
+
+typedef struct call_input {
+    lstr secret_id, secret_key, token, region, language, action, version, service, content_type,
+         signed_headers, endpoint, host, method, query;
+    int64_t timestamp;
+    long timeout_ms, connect_timeout_ms;
+    int fresh_connection;
+} call_input;
+
+/* One request header: its name and value, borrowed from the strings the call already holds. */
+typedef struct header { const char *name, *value; size_t value_len; } header;
+
+typedef struct header_list {
+    header h[MAX_HEADERS];
+    int n;
+    char stamp[24];                    /* the X-TC-Timestamp value */
+} header_list;
+
+/* The headers of one signed request, in the order they are sent; the signer must hold its signature. */
+void build_headers(const tc3_signer *signer, const call_input *in, header_list *l);
+
 /* ---- sessions (session.c) ---- */
 
 session *check_session(lua_State *L);
@@ -74,8 +98,7 @@ int core_sign(lua_State *L);                      /* call.c */
 int core_call(lua_State *L);
 int core_describe_batch_production(lua_State *L);
 int core_download(lua_State *L);                  /* download.c */
-#ifdef TCIOT_TEST_HOOKS
-int core_decode_response(lua_State *L);           /* call.c, test builds only */
-#endif
+int core_signer(lua_State *L);                    /* lsigner.c */
+int core_decode_response(lua_State *L);           /* call.c */
 
 #endif

@@ -60,6 +60,11 @@ function M.start(opts)
       USER = (user == "root") and "user root;" or "",
     }
     for k, v in pairs(opts.vars or {}) do vars[k] = v end
+    -- The upstreams of ngx_http.lua's internal locations: the emulator's address, a TLS front if given.
+    vars.EMULATOR_ADDR = vars.EMULATOR_ADDR or tostring(vars.EMULATOR or ""):match("^%a+://([^/]+)") or "127.0.0.1:9"
+    vars.TLS_ADDR = vars.TLS_ADDR or "127.0.0.1:9"
+    vars.TLS_PORT = vars.TLS_ADDR:match(":(%d+)$")
+    vars.CA_FILE = vars.CA_FILE or "/etc/ssl/certs/ca-certificates.crt"
     local conf = template:gsub("@([%w_]+)@", function(name)
       local v = vars[name]
       if v == nil then error("nginx.conf.in: no value for @" .. name .. "@", 0) end

@@ -3,6 +3,7 @@
 return {
   timeout = 10,           -- seconds per attempt of a request
   connect_timeout = 5,    -- seconds to set up a connection (TCP and TLS)
+  max_response_bytes = 10 * 1024 * 1024,   -- the core's own default (session.c), for transports outside it
   -- Read when the endpoint option is not given: points the library and tciot at another endpoint (such as
   -- the bundled emulator) without a code change.
   endpoint_variable = "TENCENTCLOUD_IOTEXPLORER_ENDPOINT",

@@ -220,10 +220,13 @@ local function thread_failure(pool, message)
 end
 
 -- Returns transport(kind, req) -> Response | nil, err, with per-process sessions for the blocking fallback.
-local function new_transport(pool, session_opts)
+local function new_transport(pool, session_opts, location)
   local core = require("tencentcloud.iotexplorer.core")
   local local_sessions = {} -- pid -> session, for phases that cannot use the thread pool
   local key = session_key(session_opts)
+  -- With an internal proxy location, calls go through nginx's upstream where subrequests work (ngx_http.lua).
+  local subrequest = location and require("tencentcloud.iotexplorer.ngx_http").new(location,
+    session_opts.max_response_bytes or require("tencentcloud.iotexplorer.defaults").max_response_bytes)
 
   local function blocking(kind, req)
     local s, err = cached_session(local_sessions, ngx.worker.pid(), session_opts)
@@ -234,6 +237,13 @@ local function new_transport(pool, session_opts)
   end
 
   local function transport(kind, req)
+    if subrequest then
+      local handled, res, err = subrequest(kind, req)
+      if handled ~= nil then
+        if handled then return res, err end
+        return nil, res
+      end
+    end
     if not THREADABLE[phase()] then
       return blocking(kind, req)
     end
@@ -282,7 +292,8 @@ end
 local warned_no_dict = false
 
 -- Called by iot.new inside nginx with the (checked) options and the core session's options. o.nginx: nil,
--- true or a table { thread_pool = "iotexplorer", shared_dict = "iotexplorer" }. Returns
+-- true or a table { thread_pool = "iotexplorer", shared_dict = "iotexplorer", location = nil } (location: the
+-- internal proxy location of ngx_http.lua). Returns
 -- { transport, close, sleep, store, http_get, random } or nil, message, field.
 function M.setup(o, session_opts)
   local n = o.nginx
@@ -293,7 +304,7 @@ function M.setup(o, session_opts)
     return nil, "nginx must be true, false or a table { thread_pool = ..., shared_dict = ... }", "nginx"
   end
   for k, v in pairs(n) do
-    if k ~= "thread_pool" and k ~= "shared_dict" then
+    if k ~= "thread_pool" and k ~= "shared_dict" and k ~= "location" then
       return nil, "unknown nginx option '" .. tostring(k) .. "'", "nginx." .. tostring(k)
     end
     if type(v) ~= "string" or v == "" then
@@ -319,7 +330,7 @@ function M.setup(o, session_opts)
     end
   end
 
-  local transport, close = new_transport(pool, session_opts)
+  local transport, close = new_transport(pool, session_opts, n.location)
   return {
     transport = transport,
     close = close,

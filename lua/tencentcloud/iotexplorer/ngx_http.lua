@@ -1,0 +1,178 @@
+-- tencentcloud.iotexplorer.ngx_http: API calls through nginx's own upstream machinery.
+--
+-- In rewrite, access and content handlers, ngx.lua sends core.call's requests as a subrequest
+-- (ngx.location.capture) to an internal location that proxies to the API over kept-alive, verified TLS
+-- connections (the README's nginx.conf has it). nginx's C proxy parses the HTTP; this module signs the
+-- request with the bound signer (signer.lua, tc3.c), hands the headers over as nginx variables, and turns
+-- what came back into what the core's own transport returns: the core's decoder (core.decode_response) for
+-- answers, and the core's error table ({ code, message, sent, http_status?, server_date? }) for failures:
+--
+--   ClientError.NetworkError       nginx could not connect, or the connection broke (502, a cut body)
+--   ClientError.Timeout            proxy_connect_timeout / proxy_read_timeout / proxy_send_timeout ran out
+--   ClientError.ResponseTooLarge   the body is over max_response_bytes
+--   sent                           false only when no byte of the request reached the upstream
+--
+-- The internal location must say `proxy_next_upstream off`, so nginx never sends a request twice (a POST
+-- is not resent after it was sent anyway; off also keeps a request that never left from going to a second
+-- server unannounced), and its header filter calls note_upstream() so the facts above are known.
+-- Downloads and phases without subrequests (timers, init_worker, ...) keep the thread pool (ngx.lua).
+local core = require("tencentcloud.iotexplorer.core")
+local signer = require("tencentcloud.iotexplorer.signer")
+local actions = require("tencentcloud.iotexplorer.actions")
+
+local M = {}
+
+M.VAR_PREFIX = "tciot_"
+
+-- ngx.location.capture works in these phases only.
+M.CAPTURABLE = { rewrite = true, access = true, content = true }
+
+-- The variable the internal location reads for a header: "X-TC-Action" -> "tciot_x_tc_action".
+function M.variable(header)
+  return M.VAR_PREFIX .. (header:lower():gsub("-", "_"))
+end
+
+-- Every header the signer sends, as the variables the internal location must declare and send
+-- (a spec holds the README's nginx.conf to this list).
+local variables
+
+function M.variables()
+  if variables then return variables end
+  local s = assert(signer.new{ secret_id = "x", secret_key = "x", token = "x", language = "en-US",
+    region = "ap-guangzhou", host = actions.HOST })
+  local _, headers = s:sign("A", actions.VERSION, 0, "{}", {})
+  s:close()
+  local list = {}
+  for name in pairs(headers) do list[#list + 1] = M.variable(name) end
+  table.sort(list)
+  variables = list
+  return list
+end
+
+-- Called by the internal location's header_filter_by_lua: what nginx knows of the attempt, into the ctx
+-- table the transport passed to the subrequest.
+function M.note_upstream()
+  local ctx, var = ngx.ctx, ngx.var
+  -- luacheck: push ignore 122 (ngx.ctx is the request's table for us to fill)
+  ctx.upstream_status = var.upstream_status
+  ctx.upstream_bytes_sent = var.upstream_bytes_sent
+  ctx.upstream_header_time = var.upstream_header_time
+  -- luacheck: pop
+end
+
+local function failure(code, message, sent, status, server_date)
+  return { code = code, message = message, sent = sent, http_status = status, server_date = server_date }
+end
+
+-- The last number of an nginx upstream variable ("12", or "12, 0" after several servers), or 0.
+local function last_number(v)
+  if type(v) ~= "string" then return 0 end
+  return tonumber(v:match("([%d.]+)[^%d.]*$")) or 0
+end
+
+-- Turns a capture's result into the core's answer (Response | nil, err).
+local function outcome(res, ctx, max_bytes, location)
+  local sent = last_number(ctx.upstream_bytes_sent) > 0
+  local got_header = ctx.upstream_header_time ~= nil and ctx.upstream_header_time ~= "-"
+  if ctx.upstream_status == nil then
+    -- The header filter never ran, or the location does not proxy: a configuration error.
+    return nil, failure("ClientError.SessionError", "the internal location " .. location
+      .. " did not reach an upstream (status " .. tostring(res.status) .. "): see the README's nginx.conf"
+      .. " (it needs proxy_pass and header_filter_by_lua calling note_upstream)", false)
+  end
+  if not got_header then
+    if res.status == 504 then
+      return nil, failure("ClientError.Timeout", sent and "no answer from the API within proxy_read_timeout"
+        or "could not connect to the API within proxy_connect_timeout", sent)
+    end
+    return nil, failure("ClientError.NetworkError", sent and "the connection to the API broke before an answer"
+      or "could not connect to the API (" .. tostring(ctx.upstream_status) .. ")", sent)
+  end
+  local date = res.header and res.header["Date"]
+  local server_date = type(date) == "string" and ngx.parse_http_time(date) or nil
+  if res.truncated then
+    return nil, failure("ClientError.NetworkError", "the connection to the API broke during the answer", true,
+      res.status, server_date)
+  end
+  local body = res.body or ""
+  if #body > max_bytes then
+    return nil, failure("ClientError.ResponseTooLarge", "the response is larger than max_response_bytes ("
+      .. max_bytes .. ")", true, res.status, server_date)
+  end
+  return core.decode_response(body, res.status, server_date)
+end
+
+local cjson = require("cjson.safe").new()
+
+-- Returns transport(kind, req) -> Response | nil, err for core.call requests, or nil when the phase has
+-- no subrequests or the request is not a call (the caller then uses the thread pool).
+-- location: the internal location's URI; max_bytes: the session's max_response_bytes.
+function M.new(location, max_bytes)
+  local signers, n_signers = {}, 0
+  local capture = ngx.location.capture
+  local get_phase = ngx.get_phase
+  local POST = ngx.HTTP_POST
+  local empty = setmetatable({}, { __newindex = function() error("read-only", 2) end })
+  local hosts = {}
+
+  -- One bound signer per credentials and session fields, with its own reused header and variable tables.
+  local function entry_for(req)
+    local key = req.secret_id .. "\0" .. req.secret_key .. "\0" .. (req.token or "") .. "\0" .. req.region
+      .. "\0" .. (req.language or "") .. "\0" .. req.endpoint
+    local e = signers[key]
+    if e then return e end
+    local host = hosts[req.endpoint]
+    if not host then
+      host = req.endpoint:match("^[%a]+://([^/]+)/?$")
+      hosts[req.endpoint] = host
+    end
+    local s, err = signer.new{ secret_id = req.secret_id, secret_key = req.secret_key, token = req.token,
+      region = req.region, language = req.language, host = host }
+    if not s then return nil, err end
+    if n_signers >= 16 then       -- rotated credentials: forget the old ones (closing wipes their keys)
+      for k, old in pairs(signers) do
+        old.signer:close()
+        signers[k] = nil
+      end
+      n_signers = 0
+    end
+    e = { signer = s, headers = {}, vars = {}, names = {} }
+    for _, v in ipairs(M.variables()) do e.vars[v] = "" end   -- an unset variable is logged per request
+    e.options = { method = POST, vars = e.vars }
+    signers[key] = e
+    n_signers = n_signers + 1
+    return e
+  end
+
+  return function(kind, req)
+    if kind ~= "call" or not M.CAPTURABLE[get_phase()] then
+      return nil
+    end
+    local body, jerr = cjson.encode(req.params or empty)
+    if not body then
+      return false, { code = "ClientError.InvalidParameter", field = "params", sent = false,
+        message = "params cannot be encoded as JSON: " .. tostring(jerr) }
+    end
+    local e, err = entry_for(req)
+    if not e then return false, err end
+    local headers, vars, names = e.headers, e.vars, e.names
+    e.signer:sign(req.action, req.version or actions.VERSION, req.timestamp, body, headers)
+    for name, value in pairs(headers) do
+      local v = names[name]
+      if not v then
+        v = M.variable(name)
+        names[name] = v
+      end
+      vars[v] = value
+    end
+    local ctx = {}
+    local options = e.options
+    options.body = body
+    options.ctx = ctx
+    local res = capture(location, options)
+    options.body, options.ctx = nil, nil
+    return true, outcome(res, ctx, max_bytes, location)
+  end
+end
+
+return M
