@@ -49,15 +49,16 @@ function M.variables()
   return list
 end
 
--- Called by the internal location's header_filter_by_lua: what nginx knows of the attempt, into the ctx
--- table the transport passed to the subrequest.
+-- Called by the internal location's header_filter_by_lua. Only for an error nginx made itself (502, 504: no
+-- answer from the API) does the transport need to know more: whether any byte of the request left.
+-- Everything else is known from the capture's result, so an answer costs one status read here.
 function M.note_upstream()
-  local ctx, var = ngx.ctx, ngx.var
-  -- luacheck: push ignore 122 (ngx.ctx is the request's table for us to fill)
-  ctx.upstream_status = var.upstream_status
-  ctx.upstream_bytes_sent = var.upstream_bytes_sent
-  ctx.upstream_header_time = var.upstream_header_time
-  -- luacheck: pop
+  local status = ngx.status
+  if status == 502 or status == 504 then
+    -- luacheck: push ignore 122 (ngx.ctx is the table the transport passed to the subrequest)
+    ngx.ctx.upstream_bytes_sent = ngx.var.upstream_bytes_sent
+    -- luacheck: pop
+  end
 end
 
 local function failure(code, message, sent, status, server_date)
@@ -71,35 +72,37 @@ local function last_number(v)
 end
 
 -- Turns a capture's result into the core's answer (Response | nil, err).
-local function outcome(res, ctx, max_bytes, location)
-  local sent = last_number(ctx.upstream_bytes_sent) > 0
-  local got_header = ctx.upstream_header_time ~= nil and ctx.upstream_header_time ~= "-"
-  if ctx.upstream_status == nil then
-    -- The header filter never ran, or the location does not proxy: a configuration error.
-    return nil, failure("ClientError.SessionError", "the internal location " .. location
-      .. " did not reach an upstream (status " .. tostring(res.status) .. "): see the README's nginx.conf"
-      .. " (it needs proxy_pass and header_filter_by_lua calling note_upstream)", false)
-  end
-  if not got_header then
-    if res.status == 504 then
-      return nil, failure("ClientError.Timeout", sent and "no answer from the API within proxy_read_timeout"
-        or "could not connect to the API within proxy_connect_timeout", sent)
+local function outcome(res, ctx, max_bytes)
+  local status, body = res.status, res.body or ""
+  if res.truncated and body == "" and (status == 502 or status == 504) then
+    -- nginx's own error: no answer came. Without note_upstream (a location not as in the README) nothing
+    -- says whether the request left, so it may have.
+    local bytes = ctx.upstream_bytes_sent
+    local sent = bytes == nil or last_number(bytes) > 0
+    local unknown = bytes == nil and " (whether it was sent is unknown: the location's header_filter_by_lua"
+      .. " must call note_upstream, see the README)" or ""
+    if status == 504 then
+      return nil, failure("ClientError.Timeout", (sent and "no answer from the API within proxy_read_timeout"
+        or "could not connect to the API within proxy_connect_timeout") .. unknown, sent)
     end
-    return nil, failure("ClientError.NetworkError", sent and "the connection to the API broke before an answer"
-      or "could not connect to the API (" .. tostring(ctx.upstream_status) .. ")", sent)
+    return nil, failure("ClientError.NetworkError", (sent and "the connection to the API broke before an answer"
+      or "could not connect to the API") .. unknown, sent)
   end
-  local date = res.header and res.header["Date"]
-  local server_date = type(date) == "string" and ngx.parse_http_time(date) or nil
+  -- The server's clock matters only to an error (AuthFailure.SignatureExpire repairs skew with it).
+  local server_date
+  if status ~= 200 or res.truncated or body:find('"Error"', 1, true) then
+    local date = res.header and res.header["Date"]
+    server_date = type(date) == "string" and ngx.parse_http_time(date) or nil
+  end
   if res.truncated then
     return nil, failure("ClientError.NetworkError", "the connection to the API broke during the answer", true,
-      res.status, server_date)
+      status, server_date)
   end
-  local body = res.body or ""
   if #body > max_bytes then
     return nil, failure("ClientError.ResponseTooLarge", "the response is larger than max_response_bytes ("
-      .. max_bytes .. ")", true, res.status, server_date)
+      .. max_bytes .. ")", true, status, server_date)
   end
-  return core.decode_response(body, res.status, server_date)
+  return core.decode_response(body, status, server_date)
 end
 
 local cjson = require("cjson.safe").new()
@@ -115,12 +118,9 @@ function M.new(location, max_bytes)
   local empty = setmetatable({}, { __newindex = function() error("read-only", 2) end })
   local hosts = {}
 
-  -- One bound signer per credentials and session fields, with its own reused header and variable tables.
-  local function entry_for(req)
-    local key = req.secret_id .. "\0" .. req.secret_key .. "\0" .. (req.token or "") .. "\0" .. req.region
-      .. "\0" .. (req.language or "") .. "\0" .. req.endpoint
-    local e = signers[key]
-    if e then return e end
+  -- One bound signer per credentials and session fields, with its variables: those of the headers that are
+  -- the same for every call of the signer are filled once, here, from the signer's own header list.
+  local function new_entry(req)
     local host = hosts[req.endpoint]
     if not host then
       host = req.endpoint:match("^[%a]+://([^/]+)/?$")
@@ -136,13 +136,44 @@ function M.new(location, max_bytes)
       end
       n_signers = 0
     end
-    e = { signer = s, headers = {}, vars = {}, names = {} }
-    for _, v in ipairs(M.variables()) do e.vars[v] = "" end   -- an unset variable is logged per request
-    e.options = { method = POST, vars = e.vars }
-    signers[key] = e
+    local vars = {}
+    for _, v in ipairs(M.variables()) do vars[v] = "" end   -- an unset variable is logged per request
+    local _, headers = s:sign("-", "-", 0, "", {})
+    for name, value in pairs(headers) do vars[M.variable(name)] = value end
+    local e = { signer = s, vars = vars, options = { method = POST, vars = vars },
+      secret_id = req.secret_id, secret_key = req.secret_key, token = req.token, region = req.region,
+      language = req.language, endpoint = req.endpoint }
+    signers[e.secret_id .. "\0" .. e.secret_key .. "\0" .. (e.token or "") .. "\0" .. e.region .. "\0"
+      .. (e.language or "") .. "\0" .. e.endpoint] = e
     n_signers = n_signers + 1
     return e
   end
+
+  local last
+  local function entry_for(req)
+    local e = last
+    -- The same credentials as last time (the usual case) are the same strings: compared without hashing.
+    if e and e.secret_key == req.secret_key and e.secret_id == req.secret_id and e.token == req.token
+      and e.region == req.region and e.language == req.language and e.endpoint == req.endpoint
+      and signers[e.key] ~= nil then
+      return e
+    end
+    local key = req.secret_id .. "\0" .. req.secret_key .. "\0" .. (req.token or "") .. "\0" .. req.region
+      .. "\0" .. (req.language or "") .. "\0" .. req.endpoint
+    e = signers[key]
+    if not e then
+      local err
+      e, err = new_entry(req)
+      if not e then return nil, err end
+    end
+    e.key = key
+    last = e
+    return e
+  end
+
+  local VERSION = actions.VERSION
+  local AUTHORIZATION, ACTION = M.variable("Authorization"), M.variable("X-TC-Action")
+  local VERSION_VAR, TIMESTAMP = M.variable("X-TC-Version"), M.variable("X-TC-Timestamp")
 
   return function(kind, req)
     if kind ~= "call" or not M.CAPTURABLE[get_phase()] then
@@ -155,23 +186,17 @@ function M.new(location, max_bytes)
     end
     local e, err = entry_for(req)
     if not e then return false, err end
-    local headers, vars, names = e.headers, e.vars, e.names
-    e.signer:sign(req.action, req.version or actions.VERSION, req.timestamp, body, headers)
-    for name, value in pairs(headers) do
-      local v = names[name]
-      if not v then
-        v = M.variable(name)
-        names[name] = v
-      end
-      vars[v] = value
-    end
+    local vars = e.vars
+    local action, version, timestamp = req.action, req.version or VERSION, req.timestamp or os.time()
+    -- What sign's arguments change; the signer's other headers are already in vars.
+    vars[AUTHORIZATION] = e.signer:sign(action, version, timestamp, body)
+    vars[ACTION], vars[VERSION_VAR], vars[TIMESTAMP] = action, version, string.format("%d", timestamp)
     local ctx = {}
     local options = e.options
-    options.body = body
-    options.ctx = ctx
+    options.body, options.ctx = body, ctx
     local res = capture(location, options)
     options.body, options.ctx = nil, nil
-    return true, outcome(res, ctx, max_bytes, location)
+    return true, outcome(res, ctx, max_bytes)
   end
 end
 
