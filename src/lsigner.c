@@ -68,7 +68,8 @@ static void sign_args(lua_State *L, bound_signer *b, call_input *in) {
     if (lua_isnoneornil(L, 4)) {
         in->timestamp = (int64_t)time(NULL);
     } else {
-        lua_Number n = luaL_checknumber(L, 4);
+        if (lua_type(L, 4) != LUA_TNUMBER) luaL_argerror(L, 4, "timestamp must be a number");
+        lua_Number n = lua_tonumber(L, 4);
         if (!(n >= 0 && n <= 253402300799.0) || (lua_Number)(int64_t)n != n)
             luaL_argerror(L, 4, "must be a whole number of seconds between 1970 and 9999");
         in->timestamp = (int64_t)n;
