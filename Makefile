@@ -61,6 +61,11 @@ build/bench/sign_tc3: spec/bench/sign_tc3.c src/tc3.c src/tc3.h $(BENCH_HEADERS)
 	@mkdir -p build/bench
 	$(CC) -std=c99 $(WARNINGS) $(CFLAGS) -Isrc -o $@ spec/bench/sign_tc3.c src/tc3.c -lcrypto -lpthread
 
+# The load of the nginx rows (bench/nginx_cpu.lua).
+build/bench/load: bench/load.c
+	@mkdir -p build/bench
+	$(CC) -std=c99 $(WARNINGS) $(CFLAGS) -o $@ bench/load.c -lcurl
+
 bench:
 	@sh spec/bench/run.sh
 

@@ -196,6 +196,11 @@ for _, interp in ipairs(INTERPS) do
     sign_cases[#sign_cases + 1] = { name = interp .. " " .. mode, cmd = driver(interp, mode, SIGN_SECONDS) }
   end
 end
+-- The bound signer (bench/signer.lua): the C API on both, and signer.lua's FFI entry on LuaJIT.
+for _, c in ipairs({ { "lua5.4", "bound" }, { "luajit", "bound" }, { "luajit", "bound_capi" } }) do
+  sign_cases[#sign_cases + 1] = { name = c[1] .. " " .. c[2],
+    cmd = string.format("%s bench/signer.lua %s %s", c[1], c[2], SIGN_SECONDS) }
+end
 local S = rounds(sign_cases, SIGN_ROUNDS)
 
 out(string.format("1. Signing: CPU microseconds per signature, median [min-max] of %d rounds; signatures/s",
@@ -216,6 +221,9 @@ for _, interp in ipairs(INTERPS) do
   sign_row("core.sign, key cache warm", interp, S[interp .. " sign_core_warm"], luaossl)
   sign_row("core.sign, key cache cold (new key+date each)", interp, S[interp .. " sign_core_cold"], luaossl)
   sign_row("(c) hand-rolled Lua + luaossl", interp, luaossl, luaossl)
+  sign_row(interp == "luajit" and "core.signer bound, signer.lua (FFI entry)" or "core.signer bound (C API)",
+    interp, S[interp .. " bound"], luaossl)
+  if interp == "luajit" then sign_row("core.signer bound, C API entry", interp, S["luajit bound_capi"], luaossl) end
 end
 out("  vs (b), vs (a): CPU per signature over the baseline's (lower is better); (c)/this: times less CPU than the")
 out("  hand-rolled signer. Ratios are medians of per-round ratios. core.sign = src/tc3.c + reading the request")
@@ -227,6 +235,11 @@ for _, interp in ipairs(INTERPS) do
     string.format("%-6s core.sign (warm) within 1.5x of the well-written C loop: %s", interp, x(to_limit)))
   verdict(speedup and speedup >= 8 or (speedup and false),
     string.format("%-6s core.sign (warm) at least 8x faster than hand-rolled luaossl: %s", interp, x(speedup)))
+end
+for _, interp in ipairs(INTERPS) do
+  local bound = paired(S[interp .. " bound"], S.tuned)
+  verdict(bound and bound <= 1.2 or (bound and false),
+    string.format("%-6s bound signer (warm) within 1.2x of the well-written C loop: %s", interp, x(bound)))
 end
 out(string.format("  src/tc3.c alone (what a call pays to sign) is %s the limit warm, %s cold.",
   x(paired(S.tc3, S.tuned)), x(paired(S.tc3_cold, S.tuned_cold))))
@@ -280,6 +293,22 @@ for _, interp in ipairs(INTERPS) do
   verdict(speedup and speedup >= 2 or (speedup and false),
     string.format("%-6s client CPU per call at least 2x less than hand-rolled: %s", interp, x(speedup)))
 end
+
+-- ---------------------------------------------------------------------------
+-- 2b. nginx worker CPU per call (bench/nginx_cpu.lua starts its own one-worker nginx against this server)
+
+progress("nginx worker CPU per call: README handler vs hand-rolled, 16 concurrent")
+local nginx_text = sh(string.format("lua5.4 bench/nginx_cpu.lua %s %s %d 2 16", url, bindir, CALL_ROUNDS))
+out()
+out(string.format("2b. nginx worker CPU per call (one worker, 16 concurrent, medians of %d interleaved rounds of 2 s)",
+  CALL_ROUNDS))
+local nginx_ratio = tonumber(nginx_text:match("NGINXCPU (%S+)"))
+for line in nginx_text:gmatch("[^\n]+") do
+  if not line:find("^NGINXCPU") then out(line) end
+end
+if not nginx_ratio then failures[#failures + 1] = "bench/nginx_cpu.lua\n" .. nginx_text end
+verdict(nginx_ratio and nginx_ratio <= 1.1 or (nginx_ratio and false),
+  string.format("nginx   README handler within 1.1x of the hand-rolled one (worker CPU/call): %s", x(nginx_ratio)))
 
 -- ---------------------------------------------------------------------------
 -- 3. Memory (both interpreters at once: RSS does not care, and it halves the time)

@@ -11,7 +11,7 @@ sh .ci/deps.sh bench
 
 $MAKE --no-print-directory LUA=lua5.4
 $MAKE --no-print-directory LUA=luajit
-$MAKE --no-print-directory build/bench/sign_naive build/bench/sign_tuned build/bench/sign_tc3 build/bench/floor_post
+$MAKE --no-print-directory build/bench/sign_naive build/bench/sign_tuned build/bench/sign_tc3 build/bench/floor_post build/bench/load
 
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
 prefix=$(mktemp -d "${TMPDIR:-/tmp}/iotexplorer-bench.XXXXXX")
