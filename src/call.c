@@ -403,7 +403,7 @@ static int encode_request(lua_State *L, session *s, int t) {
     return fail_input(L, err.path[0] ? err.path : "params", "%s %s", err.what);
 }
 
-/* core.call(session, { action, version?, params?, ...common }) -> Response | nil, err */
+/* core.call(session, { action, version?, params? | body?, ...common }) -> Response | nil, err */
 int core_call(lua_State *L) {
     session *s = check_session(L);
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -415,7 +415,19 @@ int core_call(lua_State *L) {
         return 2;
     if (!in.version.s) in.version.s = DEFAULT_VERSION;
     in.method.s = "POST";
+    lua_getfield(L, 2, "body");
     lua_getfield(L, 2, "params");
+    if (!lua_isnil(L, -2)) {           /* JSON text encoded elsewhere (nginx: before crossing into a thread) */
+        if (lua_type(L, -2) != LUA_TSTRING)
+            return fail_input(L, "body", "%s must be a string (the JSON text to send), got %s", luaL_typename(L, -2));
+        if (!lua_isnil(L, -1)) return fail_input(L, "params", "%s and body cannot both be given%s", "");
+        size_t len;
+        const char *text = lua_tolstring(L, -2, &len);
+        s->body.len = 0;
+        if (jsonenc_raw(&s->body, text, len))
+            return fail_local(L, "ClientError.NetworkError", "out of memory while copying the request body");
+        return perform(L, s, &in);
+    }
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         lua_newtable(L);

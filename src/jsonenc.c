@@ -93,10 +93,35 @@ static int add_int64(jsonenc_buf *b, int64_t v) {
     return jsonenc_raw(b, p, (size_t)(digits + sizeof digits - p));
 }
 
+/* Fractions with at most 6 decimals and 15 significant digits, the usual ones (22.543096, 0.25), without
+ * printf and strtod: m = d * 10^6 rounded; if m / 10^6 (a correctly rounded division, as strtod of the
+ * decimal text would round) is d again, the text of m / 10^6 reads back as d. Returns 0 when d is not
+ * such a number. */
+static int add_short_fraction(jsonenc_buf *b, double d, int *written) {
+    *written = 0;
+    if (!(fabs(d) < 1e9)) return 0;
+    double scaled = nearbyint(d * 1e6);
+    if (scaled / 1e6 != d) return 0;
+    int64_t m = (int64_t)fabs(scaled);
+    int64_t whole = m / 1000000, frac = m % 1000000;
+    char text[32], *p = text;
+    if (d < 0) *p++ = '-';
+    p += snprintf(p, 12, "%lld", (long long)whole);
+    *p++ = '.';
+    for (int64_t unit = 100000; frac; unit /= 10) {
+        *p++ = (char)('0' + frac / unit);
+        frac %= unit;
+    }
+    *written = 1;
+    return jsonenc_raw(b, text, (size_t)(p - text));
+}
+
 /* The fewest of 15, 16 or 17 significant digits that read back as d (17 always do). printf and strtod
  * follow LC_NUMERIC alike, so the round trip holds in any locale; JSON wants '.', so whatever the locale
  * put between the digits becomes '.'. */
 static int add_double(jsonenc_buf *b, double d) {
+    int written, bad = add_short_fraction(b, d, &written);
+    if (written) return bad;
     char text[40];
     int n = 0;
     for (int digits = 15; digits <= 17; digits++) {
@@ -403,7 +428,8 @@ static int buf_gc(lua_State *L) {
 static int json_encode(lua_State *L) {
     jsonenc_buf *b = lua_touserdata(L, lua_upvalueindex(1));
     jsonenc_error err;
-    lua_settop(L, 1);
+    const char *top = luaL_optstring(L, 2, "value");
+    lua_settop(L, 2);
     b->len = 0;
     jsonenc_status st = jsonenc_value(L, 1, b, &err);
     if (st == JSONENC_NO_MEMORY) {
@@ -415,7 +441,7 @@ static int json_encode(lua_State *L) {
         lua_createtable(L, 0, 4);
         lua_pushliteral(L, "ClientError.InvalidParameter");
         lua_setfield(L, -2, "code");
-        const char *field = err.path[0] ? err.path : "value";
+        const char *field = err.path[0] ? err.path : top;
         lua_pushstring(L, field);
         lua_setfield(L, -2, "field");
         lua_pushfstring(L, "%s %s", field, err.what);

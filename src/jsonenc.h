@@ -65,8 +65,9 @@ int jsonenc_raw(jsonenc_buf *b, const char *s, size_t len);
 /* Frees the buffer's memory and zeroes it. */
 void jsonenc_buf_free(jsonenc_buf *b);
 
-/* Pushes the Lua function json_encode(value) -> JSON text | nil, err, where err is
- * { code = "ClientError.InvalidParameter", field = path or "value", message, sent = false }. It owns a
+/* Pushes the Lua function json_encode(value[, name]) -> JSON text | nil, err, where err is
+ * { code = "ClientError.InvalidParameter", field = path, or name (default "value") for the value itself,
+ * message, sent = false }. It owns a
  * reusable buffer (an upvalue), so repeated calls do not allocate beyond the resulting string. */
 void jsonenc_push_encoder(lua_State *L);
 
