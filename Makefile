@@ -29,8 +29,8 @@ LIBS      = -lcurl -lcrypto -lpthread -lm
 
 BUILD   = build/$(LUA)
 CORE_SO = $(BUILD)/tencentcloud/iotexplorer/core.so
-SOURCES = src/core.c src/lcore.c src/session.c src/call.c src/download.c src/lsigner.c src/tc3.c src/http.c
-HEADERS = src/compat.h src/lcore.h src/tc3.h src/http.h
+SOURCES = src/core.c src/lcore.c src/session.c src/call.c src/download.c src/jsonenc.c src/lsigner.c src/tc3.c src/http.c
+HEADERS = src/compat.h src/lcore.h src/jsonenc.h src/tc3.h src/http.h
 
 .PHONY: all test check demo install clean deps check-c lint bench test-asan test-valgrind fuzz
 
@@ -114,7 +114,7 @@ test-valgrind:
 
 # fuzz: libFuzzer targets (clang 14) for the C that handles untrusted bytes, FUZZ_TIME seconds each. Seeds and
 # regression inputs live in spec/fuzz/corpus/<target>/ (replayed first); new inputs go to build/fuzz/corpus/.
-FUZZ_TARGETS = fuzz_tc3 fuzz_sign fuzz_response fuzz_date
+FUZZ_TARGETS = fuzz_tc3 fuzz_sign fuzz_response fuzz_date fuzz_encode
 FUZZ_TIME   ?= 15
 FUZZ_FLAGS   = -std=c99 -g -O1 $(SAN_FLAGS) -fsanitize=fuzzer $(WARNINGS) -Isrc -DTCIOT_TEST_HOOKS
 
@@ -126,7 +126,7 @@ build/fuzz/fuzz_date: spec/fuzz/fuzz_date.c src/http.c src/http.h
 	@mkdir -p build/fuzz
 	clang-14 $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_date.c src/http.c -lcurl
 
-build/fuzz/fuzz_sign build/fuzz/fuzz_response: build/fuzz/%: spec/fuzz/%.c spec/fuzz/fuzz_lua.h $(SOURCES) $(HEADERS)
+build/fuzz/fuzz_sign build/fuzz/fuzz_response build/fuzz/fuzz_encode: build/fuzz/%: spec/fuzz/%.c spec/fuzz/fuzz_lua.h $(SOURCES) $(HEADERS)
 	@mkdir -p build/fuzz
 	clang-14 $(FUZZ_FLAGS) -I/usr/include/lua5.4 -o $@ $< $(SOURCES) -llua5.4 $(LIBS)
 

@@ -15,6 +15,7 @@
 #define DEFAULT_VERSION "2019-04-23"
 #define DEFAULT_CONTENT_TYPE "application/json"
 #define DEFAULT_SIGNED_HEADERS "content-type;host"
+#define KEEP_BODY_BUFFER (64u * 1024u)
 
 /* Splits an http(s) endpoint into the Host header value and the URL to post to ("scheme://host/"). */
 static int parse_endpoint(lua_State *L, const lstr *endpoint, lstr *host) {
@@ -39,53 +40,41 @@ static int parse_endpoint(lua_State *L, const lstr *endpoint, lstr *host) {
 /* ---- JSON ---- */
 
 /* cjson decodes numbers as doubles and null as a sentinel: make integral values integers (on Lua 5.3+)
- * and drop nulls, so results read as the server meant them. */
-static void normalise(lua_State *L, int t, int null_idx) {
+ * and drop nulls, so results read as the server meant them. The decoder refuses nan, inf and hex
+ * numbers (decode_invalid_numbers off) but reads a literal past the doubles, like 1e400, as an infinity:
+ * returns -1 when one is found, so that such a body is no more valid here than the others. */
+static int normalise(lua_State *L, int t, int null_idx) {
     luaL_checkstack(L, 4, "response JSON nested too deeply");
     lua_pushnil(L);
     while (lua_next(L, t)) {
         int type = lua_type(L, -1);
         if (type == LUA_TTABLE) {
-            normalise(L, lua_absindex(L, -1), null_idx);
+            if (normalise(L, lua_absindex(L, -1), null_idx)) return lua_pop(L, 2), -1;
         } else if (type == LUA_TLIGHTUSERDATA && lua_rawequal(L, -1, null_idx)) {
             lua_pushvalue(L, -2);
             lua_pushnil(L);
             lua_rawset(L, t);              /* clearing an existing field during lua_next is allowed */
-        }
+        } else if (type == LUA_TNUMBER
 #if COMPAT_HAS_INTEGERS
-        else if (type == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+                   && !lua_isinteger(L, -1)
+#endif
+        ) {
             lua_Number n = lua_tonumber(L, -1);
+            if (isinf(n)) return lua_pop(L, 2), -1;
+#if COMPAT_HAS_INTEGERS
             if (floor(n) == n && fabs(n) <= 9007199254740992.0) {
                 lua_pushvalue(L, -2);
                 lua_pushinteger(L, (lua_Integer)n);
                 lua_rawset(L, t);
             }
-        }
 #endif
+        }
         lua_pop(L, 1);
     }
+    return 0;
 }
 
 static void push_json_fn(lua_State *L, const char *name) { lua_getfield(L, UV_JSON, name); }
-
-/* Appends s to b as a JSON string literal. Bytes >= 0x80 pass through: the server sees what the caller gave. */
-static void add_json_string(luaL_Buffer *b, const lstr *s) {
-    static const char hex[] = "0123456789abcdef";
-    luaL_addchar(b, '"');
-    for (size_t i = 0; i < s->len; i++) {
-        unsigned char c = (unsigned char)s->s[i];
-        if (c == '"' || c == '\\') {
-            luaL_addchar(b, '\\');
-            luaL_addchar(b, (char)c);
-        } else if (c < 0x20) {
-            char esc[6] = { '\\', 'u', '0', '0', hex[c >> 4], hex[c & 15] };
-            luaL_addlstring(b, esc, sizeof esc);
-        } else {
-            luaL_addchar(b, (char)c);
-        }
-    }
-    luaL_addchar(b, '"');
-}
 
 /* ---- signing ---- */
 
@@ -266,10 +255,14 @@ static int decode_response(lua_State *L, const http_result *r) {
         lua_pushnil(L);
     }
     int resp = lua_gettop(L);
+    int finite = 1;
     if (is_envelope) {
         push_json_fn(L, "null");
-        normalise(L, resp, lua_gettop(L));
+        finite = normalise(L, resp, lua_gettop(L)) == 0;
         lua_pop(L, 1);
+        is_envelope = finite;
+    }
+    if (is_envelope) {
         lua_getfield(L, resp, "Error");
         if (lua_isnil(L, -1) && r->code == 200) {
             lua_pushvalue(L, resp);
@@ -303,6 +296,7 @@ static int decode_response(lua_State *L, const http_result *r) {
     } else {
         push_transport_error(L, "ClientError.ParseJsonError", r);
         lua_pushstring(L, r->body_len == 0 ? "empty response body"
+                          : !finite ? "response JSON holds a number too large for a double"
                           : is_envelope ? "the Error object in the response has no Code"
                           : lua_type(L, doc) == LUA_TTABLE ? "response JSON has no Response object"
                           : "response body is not valid JSON");
@@ -323,10 +317,10 @@ int core_decode_response(lua_State *L) {
     return decode_response(L, &r);
 }
 
-/* Signs and posts the JSON body at stack index body_idx; the common fields are already read into in. */
-static int perform(lua_State *L, session *s, call_input *in, int body_idx) {
-    size_t body_len;
-    const char *body = lua_tolstring(L, body_idx, &body_len);
+/* Signs and posts the JSON body in s->body exactly as built; the common fields are already read into in. */
+static int perform(lua_State *L, session *s, call_input *in) {
+    const char *body = s->body.data;
+    size_t body_len = s->body.len;
     lua_pushlstring(L, in->host.s, in->host.len);
     const char *host = lua_tostring(L, -1);
     tc3_status st = sign_input(s->signer, in, host, body, body_len);
@@ -346,6 +340,10 @@ static int perform(lua_State *L, session *s, call_input *in, int body_idx) {
     s->busy = 0;
     int results = hs != HTTP_OK ? transport_failure(L, &r) : decode_response(L, &r);
     if (s->close_pending) session_release(s);      /* r.body lives in the session: release after decoding */
+    if (s->body.cap > KEEP_BODY_BUFFER) {          /* one huge request does not pin its memory */
+        OPENSSL_cleanse(s->body.data, s->body.cap);
+        jsonenc_buf_free(&s->body);
+    }
     return results;
 }
 
@@ -365,31 +363,29 @@ int core_describe_batch_production(lua_State *L) {
     in.version.s = DEFAULT_VERSION;
     in.method.s = "POST";
 
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, "{\"ProductId\":");
-    add_json_string(&b, &product);
-    luaL_addstring(&b, ",\"BatchProductionId\":");
-    add_json_string(&b, &batch);
-    luaL_addchar(&b, '}');
-    luaL_pushresult(&b);
-    return perform(L, s, &in, lua_gettop(L));
+    jsonenc_buf *b = &s->body;
+    b->len = 0;
+    if (jsonenc_raw(b, "{\"ProductId\":", 13) || jsonenc_string(b, product.s, product.len)
+        || jsonenc_raw(b, ",\"BatchProductionId\":", 21) || jsonenc_string(b, batch.s, batch.len)
+        || jsonenc_raw(b, "}", 1))
+        return fail_local(L, "ClientError.NetworkError", "out of memory while encoding the request body");
+    return perform(L, s, &in);
 }
 
-/* The request encoding, in one place: replaces the params table at index t by its JSON text. Returns 0, or
- * 2 with nil, err pushed. */
-static int encode_request(lua_State *L, int t) {
-    push_json_fn(L, "encode");
-    lua_pushvalue(L, t);
-    lua_call(L, 1, 2);                 /* cjson.safe: nil, message for functions, cycles, bad keys */
-    if (lua_isnil(L, -2))
-        return fail_input(L, "params", "%s cannot be encoded as JSON: %s", lua_tostring(L, -1));
-    lua_pop(L, 1);
-    lua_replace(L, t);
-    return 0;
+/* The request encoding, in one place: the params table at index t as JSON into s->body (jsonenc.h has the
+ * rules). Returns 0, or 2 with nil, err pushed: InvalidParameter naming the offending value by its path
+ * (Devices[2].Name), or `params` for the table itself. */
+static int encode_request(lua_State *L, session *s, int t) {
+    jsonenc_error err;
+    s->body.len = 0;
+    jsonenc_status st = jsonenc_value(L, t, &s->body, &err);
+    if (st == JSONENC_OK) return 0;
+    if (st == JSONENC_NO_MEMORY)
+        return fail_local(L, "ClientError.NetworkError", "out of memory while encoding the request body");
+    return fail_input(L, err.path[0] ? err.path : "params", "%s %s", err.what);
 }
 
-/* core.call(session, { action, version?, params?, ...common }) -> Response | nil, err */
+/* core.call(session, { action, version?, params? | body?, ...common }) -> Response | nil, err */
 int core_call(lua_State *L) {
     session *s = check_session(L);
     luaL_checktype(L, 2, LUA_TTABLE);
@@ -401,14 +397,26 @@ int core_call(lua_State *L) {
         return 2;
     if (!in.version.s) in.version.s = DEFAULT_VERSION;
     in.method.s = "POST";
+    lua_getfield(L, 2, "body");
     lua_getfield(L, 2, "params");
+    if (!lua_isnil(L, -2)) {           /* JSON text encoded elsewhere (nginx: before crossing into a thread) */
+        if (lua_type(L, -2) != LUA_TSTRING)
+            return fail_input(L, "body", "%s must be a string (the JSON text to send), got %s", luaL_typename(L, -2));
+        if (!lua_isnil(L, -1)) return fail_input(L, "params", "%s and body cannot both be given%s", "");
+        size_t len;
+        const char *text = lua_tolstring(L, -2, &len);
+        s->body.len = 0;
+        if (jsonenc_raw(&s->body, text, len))
+            return fail_local(L, "ClientError.NetworkError", "out of memory while copying the request body");
+        return perform(L, s, &in);
+    }
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         lua_newtable(L);
     } else if (!lua_istable(L, -1)) {
         return fail_input(L, "params", "%s must be a table, got %s", luaL_typename(L, -1));
     }
-    if (encode_request(L, lua_gettop(L))) return 2;
-    return perform(L, s, &in, lua_gettop(L));
+    if (encode_request(L, s, lua_gettop(L))) return 2;
+    return perform(L, s, &in);
 }
 

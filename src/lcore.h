@@ -13,6 +13,7 @@
 
 #include "compat.h"
 #include "http.h"
+#include "jsonenc.h"
 #include "tc3.h"
 
 #include <stddef.h>
@@ -34,6 +35,7 @@ typedef struct session {
     int close_pending;                 /* close() was called during that transfer */
     char *scratch;                     /* header lines and URL of the request being sent, reused */
     size_t scratch_cap;
+    jsonenc_buf body;                  /* the JSON body of the request being sent, reused */
 } session;
 
 typedef struct signer_box { tc3_signer *signer; } signer_box;

@@ -105,7 +105,7 @@ local function outcome(res, ctx, max_bytes)
   return core.decode_response(body, status, server_date)
 end
 
-local cjson = require("cjson.safe").new()
+local json_encode = core.json_encode
 
 -- Returns transport(kind, req) -> Response | nil, err for core.call requests, or nil when the phase has
 -- no subrequests or the request is not a call (the caller then uses the thread pool).
@@ -179,10 +179,10 @@ function M.new(location, max_bytes)
     if kind ~= "call" or not M.CAPTURABLE[get_phase()] then
       return nil
     end
-    local body, jerr = cjson.encode(req.params or empty)
+    local body, jerr = req.body, nil
     if not body then
-      return false, { code = "ClientError.InvalidParameter", field = "params", sent = false,
-        message = "params cannot be encoded as JSON: " .. tostring(jerr) }
+      body, jerr = json_encode(req.params or empty, "params")
+      if not body then return false, jerr end
     end
     local e, err = entry_for(req)
     if not e then return false, err end
