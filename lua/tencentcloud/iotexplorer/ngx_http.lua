@@ -179,8 +179,9 @@ function M.new(location, max_bytes)
     if kind ~= "call" or not M.CAPTURABLE[get_phase()] then
       return nil
     end
-    local body, jerr = req.body, nil
+    local body = req.body
     if not body then
+      local jerr
       body, jerr = json_encode(req.params or empty, "params")
       if not body then return false, jerr end
     end
