@@ -202,14 +202,14 @@ function Emu:expire(which) return self:control("POST", "sts/expire", which) end
 -- AssumeRoleWithWebIdentity unsigned. Return the decoded Response.
 function Emu:assume_role(params, opts)
   opts = opts or {}
-  opts.service, opts.version = "sts", "2018-08-13"
+  opts.service, opts.version = "sts", opts.version or "2018-08-13"
   local _, _, doc = self:call("AssumeRole", params, opts)
   return doc and doc.Response
 end
 
 function Emu:assume_role_with_web_identity(params, opts)
   opts = opts or {}
-  opts.version, opts.unsigned = "2018-08-13", true
+  opts.version, opts.unsigned = opts.version or "2018-08-13", true
   local _, _, doc = self:call("AssumeRoleWithWebIdentity", params, opts)
   return doc and doc.Response
 end

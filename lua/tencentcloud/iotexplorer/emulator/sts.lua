@@ -8,7 +8,8 @@
 --                              WebIdentityToken one of its tokens; RoleArn a fixture role (and one of the
 --                              provider's `roles` when it lists any).
 -- Both answer { Credentials = { TmpSecretId, TmpSecretKey, Token }, ExpiredTime (unix seconds),
--- Expiration (ISO 8601, UTC) } for DurationSeconds (default 7200, at most the role's max_duration).
+-- Expiration (ISO 8601, UTC) } for DurationSeconds (default 7200 or the role's max_duration when shorter;
+-- more than max_duration answers InvalidParameter.OverTimeError).
 --
 -- Fixture (merged with the defaults in defaults.lua unless "defaults": false):
 --   "sts": { "roles":     [{ "RoleArn": "qcs::cam::uin/1:roleName/r", "max_duration": 43200 }],
@@ -79,7 +80,8 @@ local function issue(emu, p)
   if not p.RoleSessionName:match("^[%w+=,.@_-]+$") or #p.RoleSessionName < 2 or #p.RoleSessionName > 128 then
     return nil, "InvalidParameter.ParamError", "RoleSessionName must be 2 to 128 characters of [\\w+=,.@_-]."
   end
-  local duration = p.DurationSeconds or M.DEFAULT_DURATION
+  -- Without DurationSeconds: 7200 s, or the role's maximum when that is shorter.
+  local duration = p.DurationSeconds or math.min(M.DEFAULT_DURATION, role.max_duration)
   if duration > role.max_duration then
     return nil, "InvalidParameter.OverTimeError",
       "DurationSeconds exceeds the role's maximum of " .. role.max_duration .. " s."
