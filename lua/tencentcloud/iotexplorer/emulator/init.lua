@@ -113,8 +113,9 @@ function M:process(req, rid, fault)
   if room == ROOMS.iotexplorer then
     local limit = tonumber(self.state.config.rate_limit) or api.RATE_LIMIT
     if not self.counters:admit(cred.secret_id, action, limit) then
-      return self:api_error("RequestLimitExceeded", "Your current request times equals to `" .. limit
-        .. "` in a second, which exceeds the frequency limit of " .. action .. ".", rid)
+      return self:api_error("RequestLimitExceeded", "Your current request times equals to `"
+        .. string.format("%d", math.floor(limit)) .. "` in a second, which exceeds the frequency limit of "
+        .. action .. ".", rid)
     end
   end
   if h["x-tc-version"] ~= room.version then
