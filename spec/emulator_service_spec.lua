@@ -263,22 +263,9 @@ describe("emulator as the service", function()
     -- Writes a signed request on each of n connections before reading any answer.
     local function concurrent(n)
       local socks = {}
-      local body = cjson.encode(DOC_BATCH)
-      for i = 1, n do
-        socks[i] = assert(socket.connect(emu.host, emu.port))
-        socks[i]:settimeout(10)
-      end
-      local ts = os.time()
-      local hostport = emu.host .. ":" .. emu.port
-      local auth = emulator.authorization({ secret_id = emu.secret_id, secret_key = emu.secret_key,
-        timestamp = ts, host = hostport, content_type = "application/json", body = body })
+      for i = 1, n do socks[i] = emu:connect() end
       local t0 = socket.gettime()
-      for i = 1, n do
-        assert(socks[i]:send(table.concat({ "POST / HTTP/1.1", "Host: " .. hostport,
-          "Content-Type: application/json", "X-TC-Action: DescribeBatchProduction", "X-TC-Version: 2019-04-23",
-          "X-TC-Region: ap-guangzhou", "X-TC-Timestamp: " .. ts, "Authorization: " .. auth,
-          "Content-Length: " .. #body, "", body }, "\r\n")))
-      end
+      for i = 1, n do emu:send_signed(socks[i]) end
       local statuses = {}
       for i = 1, n do
         statuses[i] = emulator.read_response(socks[i])

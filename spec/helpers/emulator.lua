@@ -306,6 +306,29 @@ local function flood_main(host, port, n, secret_id, secret_key)
   io.stdout:write(string.format("FLOOD ok=%d failed=%d\n", good, bad))
 end
 
+-- Opens a keep-alive connection to the emulator.
+function Emu:connect()
+  local sock = assert(socket.connect(self.host, self.port))
+  sock:settimeout(10)
+  return sock
+end
+
+-- Writes a signed DescribeBatchProduction of the documented batch on `sock` by hand (no response read).
+function Emu:send_signed(sock, extra_headers)
+  local ts = os.time()
+  local body = '{"ProductId":"R32ONVL0EU","BatchProductionId":"LC-ya6zinv9"}'
+  local host = self.host .. ":" .. self.port
+  local auth = M.authorization({ secret_id = self.secret_id, secret_key = self.secret_key,
+    timestamp = ts, host = host, content_type = "application/json", body = body })
+  local lines = { "POST / HTTP/1.1", "Host: " .. host, "Content-Type: application/json",
+    "X-TC-Action: DescribeBatchProduction", "X-TC-Version: 2019-04-23", "X-TC-Region: ap-guangzhou",
+    "X-TC-Timestamp: " .. ts, "Authorization: " .. auth, "Content-Length: " .. #body }
+  for _, h in ipairs(extra_headers or {}) do lines[#lines + 1] = h end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = body
+  assert(sock:send(table.concat(lines, "\r\n")))
+end
+
 function Emu:stop()
   if self.stopped then return end
   self.stopped = true

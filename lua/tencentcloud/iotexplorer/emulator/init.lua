@@ -112,7 +112,7 @@ function M:process(req, rid, fault)
   if cred == nil then return self:api_error(code, message, rid) end
   if room == ROOMS.iotexplorer then
     local limit = tonumber(self.state.config.rate_limit) or api.RATE_LIMIT
-    if not self.counters:admit(cred.secret_id, action, limit) then
+    if not self.counters:admit(cred.secret_id, action, limit, req.received_at) then
       return self:api_error("RequestLimitExceeded", "Your current request times equals to `"
         .. string.format("%d", math.floor(limit)) .. "` in a second, which exceeds the frequency limit of "
         .. action .. ".", rid)

@@ -28,7 +28,8 @@ M.BACKLOG = 4096
 
 -- opts: host, port, handler(req) -> resp, date(), idle_timeout(), max_body, max_connections,
 -- on_accept(), log(msg), exit_on_stdin_eof, too_large(req, length), reject(req, status, message).
--- A handler may set req.done, a function called once the answer is sent or the connection is lost.
+-- req.received_at is when its head was read. A handler may set req.done, a function called once the
+-- answer is sent or the connection is lost.
 -- resp: status, headers (map), body, close, delay (s), reset ("before"|"headers"),
 -- truncate (send half the body under the full Content-Length, then close).
 function M.new(opts)
@@ -126,7 +127,7 @@ local function read_head(self, conn)
       local path, query = target:match("^([^?]*)%??(.*)$")
       return {
         method = method, target = target, path = path, query = query,
-        version = version, headers = headers,
+        version = version, headers = headers, received_at = socket.gettime(),
       }
     end
     if #conn.buf > MAX_HEADER_BYTES then return nil, 431 end
