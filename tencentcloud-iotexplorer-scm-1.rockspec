@@ -39,6 +39,7 @@ build = {
       ["tencentcloud.iotexplorer.check"] = "lua/tencentcloud/iotexplorer/check.lua",
       ["tencentcloud.iotexplorer.cli"] = "lua/tencentcloud/iotexplorer/cli.lua",
       ["tencentcloud.iotexplorer.credentials"] = "lua/tencentcloud/iotexplorer/credentials.lua",
+      ["tencentcloud.iotexplorer.defaults"] = "lua/tencentcloud/iotexplorer/defaults.lua",
       ["tencentcloud.iotexplorer.emulator"] = "lua/tencentcloud/iotexplorer/emulator/init.lua",
       ["tencentcloud.iotexplorer.emulator.actions"] = "lua/tencentcloud/iotexplorer/emulator/actions.lua",
       ["tencentcloud.iotexplorer.emulator.auth"] = "lua/tencentcloud/iotexplorer/emulator/auth.lua",
@@ -55,6 +56,7 @@ build = {
       ["tencentcloud.iotexplorer.errors"] = "lua/tencentcloud/iotexplorer/errors.lua",
       ["tencentcloud.iotexplorer.limiter"] = "lua/tencentcloud/iotexplorer/limiter.lua",
       ["tencentcloud.iotexplorer.ngx"] = "lua/tencentcloud/iotexplorer/ngx.lua",
+      ["tencentcloud.iotexplorer.perform"] = "lua/tencentcloud/iotexplorer/perform.lua",
       ["tencentcloud.iotexplorer.retry"] = "lua/tencentcloud/iotexplorer/retry.lua",
    },
    install = {
