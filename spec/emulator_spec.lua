@@ -91,6 +91,16 @@ describe("emulator", function()
       assert.equal(defaults.SECRET_KEY, emu.secret_key)
     end)
 
+    it("prints, after EMULATOR_READY, the export lines that point the library at it", function()
+      local out = util.read_file(emu.files.out)
+      assert.equal(table.concat({
+        "EMULATOR_READY " .. emu.url,
+        "export TENCENTCLOUD_SECRET_ID=" .. defaults.SECRET_ID,
+        "export TENCENTCLOUD_SECRET_KEY=" .. defaults.SECRET_KEY,
+        "export TENCENTCLOUD_REGION=ap-guangzhou",
+        "export TENCENTCLOUD_IOTEXPLORER_ENDPOINT=" .. emu.url, "" }, "\n"), out)
+    end)
+
     it("reproduces the documented DescribeBatchProduction example", function()
       local status, headers, doc, raw = emu:call("DescribeBatchProduction", DOC_BATCH)
       assert.equal(200, status)

@@ -11,6 +11,7 @@ local socket = require("socket")
 local cjson = require("cjson.safe")
 local rand = require("openssl.rand")
 local api = require("tencentcloud.iotexplorer.actions")
+local client_defaults = require("tencentcloud.iotexplorer.defaults")
 local defaults = require("tencentcloud.iotexplorer.emulator.defaults")
 local wire = require("tencentcloud.iotexplorer.emulator.wire")
 local auth = require("tencentcloud.iotexplorer.emulator.auth")
@@ -228,8 +229,8 @@ function M:env_lines()
   return {
     "export TENCENTCLOUD_SECRET_ID=" .. defaults.SECRET_ID,
     "export TENCENTCLOUD_SECRET_KEY=" .. defaults.SECRET_KEY,
-    "export TENCENTCLOUD_REGION=" .. api.REGIONS[2],
-    "export TENCENTCLOUD_IOTEXPLORER_ENDPOINT=" .. self:base_url(),
+    "export " .. client_defaults.region_variable .. "=" .. api.REGIONS[2],   -- ap-guangzhou
+    "export " .. client_defaults.endpoint_variable .. "=" .. self:base_url(),
   }
 end
 

@@ -39,6 +39,7 @@ function M.new(opts)
     socks = {},     -- co -> client socket
     conns = {},     -- co -> connection state
     open = 0,
+    max_open = 0,   -- the most connections open at once
     stopped = false,
   }, M)
 end
@@ -275,6 +276,7 @@ function M:spawn(sock)
   local co = coroutine.create(function() self:serve(conn) end)
   self.socks[co], self.conns[co] = sock, conn
   self.open = self.open + 1
+  if self.open > self.max_open then self.max_open = self.open end
   self:resume(co, true)
 end
 
