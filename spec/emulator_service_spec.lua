@@ -142,6 +142,13 @@ describe("emulator as the service", function()
         { method = "GET" }))
     end)
 
+    it("refuses a query over 32 KB with RequestSizeLimitExceeded", function()
+      assert.equal("RequestSizeLimitExceeded", code("GetBatchProductionsList",
+        { ProjectId = string.rep("P", 33 * 1024) }, { method = "GET" }))
+      assert.equal("ResourceNotFound.ProjectNotExist", code("GetBatchProductionsList",
+        { ProjectId = string.rep("P", 30 * 1024) }, { method = "GET" }))
+    end)
+
     it("verifies the signature over the query and refuses a JSON content type", function()
       local status, _, doc = emu:call("DescribeBatchProduction", DOC_BATCH, { method = "GET",
         headers = { Authorization = emulator.authorization({ secret_id = emu.secret_id, secret_key = emu.secret_key,
