@@ -67,7 +67,8 @@ describe("DescribeDevice", function()
   it("is a tciot command with its parameters as options, secrets kept off stderr", function()
     local q = util.shell_quote
     local out, errf = dir .. "/stdout", dir .. "/stderr"
-    local cmd = table.concat({ "env -i PATH=/usr/bin:/bin HOME=" .. q(dir), "TENCENTCLOUD_SECRET_ID=" .. q(emu.secret_id),
+    local cmd = table.concat({ "env -i PATH=/usr/bin:/bin HOME=" .. q(dir),
+      "TENCENTCLOUD_SECRET_ID=" .. q(emu.secret_id),
       "TENCENTCLOUD_SECRET_KEY=" .. q(emu.secret_key), util.INTERPRETER, q(util.ROOT .. "/bin/tciot"),
       "--endpoint", q(emu.url), "--region ap-guangzhou --verbose DescribeDevice --ProductId", PRODUCT,
       "--DeviceName", q(name), ">", q(out), "2>", q(errf) }, " ")
