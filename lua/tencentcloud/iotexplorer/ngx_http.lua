@@ -189,6 +189,17 @@ function M.new(location, max_bytes)
     if not e then return false, err end
     local vars = e.vars
     local action, version, timestamp = req.action, req.version or VERSION, req.timestamp or os.time()
+    -- The signer raises on a value no header may carry; the core's transport answers nil, err: so do we.
+    -- Checked once per distinct string (the usual action and version are the same strings every call).
+    if action ~= e.checked_action or version ~= e.checked_version then
+      for field, v in pairs({ action = action, version = version }) do
+        if type(v) ~= "string" or v == "" or v:find("[%z\r\n]") then
+          return false, { code = "ClientError.InvalidParameter", field = field, sent = false,
+            message = field .. " must be a non-empty string without CR, LF or NUL" }
+        end
+      end
+      e.checked_action, e.checked_version = action, version
+    end
     -- What sign's arguments change; the signer's other headers are already in vars.
     vars[AUTHORIZATION] = e.signer:sign(action, version, timestamp, body)
     vars[ACTION], vars[VERSION_VAR], vars[TIMESTAMP] = action, version, string.format("%d", timestamp)
