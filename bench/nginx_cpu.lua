@@ -1,7 +1,7 @@
 -- The "nginx worker CPU per call" rows of `make bench`: one nginx worker (bench/nginx_lua.conf.in) serving
 -- GET requests at a fixed concurrency, each making one DescribeBatchProduction call to the fast local server,
--- three ways: the README's handler with the nginx upstream transport (ngx_http.lua), the same with the
--- thread pool, and a hand-rolled handler (core.sign + cjson + a kept-alive cosocket). The figure is the
+-- four ways: the README's handler with the nginx upstream transport (ngx_http.lua), the same with the
+-- thread pool, the transport without the client around it, and a hand-rolled handler (core.sign + cjson + a kept-alive cosocket). The figure is the
 -- worker's own CPU time (/proc/PID/schedstat) over the calls it answered. Cases interleaved per round.
 --
 --   lua5.4 bench/nginx_cpu.lua UPSTREAM_URL BINDIR [ROUNDS] [SECONDS] [CONCURRENCY]
@@ -18,6 +18,7 @@ local ROUNDS, SECONDS, CONCURRENCY = tonumber(arg[3] or "3"), tonumber(arg[4] or
 local CASES = {
   { name = "ours", label = "README handler, nginx upstream (ngx_http.lua)" },
   { name = "ours_thread", label = "README handler, thread pool" },
+  { name = "transport", label = "ngx_http.lua alone, without the client" },
   { name = "handrolled", label = "hand-rolled: core.sign + cjson + cosocket" },
 }
 local QUERY = "?product=R32ONVL0EU&batch=LC-ya6zinv9"
