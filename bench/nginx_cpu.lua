@@ -1,8 +1,9 @@
 -- The "nginx worker CPU per call" rows of `make bench`: one nginx worker (bench/nginx_lua.conf.in) serving
 -- GET requests at a fixed concurrency, each making one DescribeBatchProduction call to the fast local server,
 -- four ways: the README's handler with the nginx upstream transport (ngx_http.lua), the same with the
--- thread pool, the transport without the client around it, and a hand-rolled handler (core.sign + cjson + a kept-alive cosocket). The figure is the
--- worker's own CPU time (/proc/PID/schedstat) over the calls it answered. Cases interleaved per round.
+-- thread pool, the transport without the client around it, and a hand-rolled handler (core.sign + cjson +
+-- a kept-alive cosocket). The figure is the worker's own CPU time (/proc/PID/task/*/schedstat, the thread
+-- pool's threads included) over the calls it answered. Cases interleaved per round.
 --
 --   lua5.4 bench/nginx_cpu.lua UPSTREAM_URL BINDIR [ROUNDS] [SECONDS] [CONCURRENCY]
 --
