@@ -58,8 +58,8 @@ describe("signals", function()
     local out = dir .. "/" .. what .. ".out"
     os.remove(out)
     util.check_output("cd " .. util.shell_quote(util.ROOT) .. " && (" .. util.lua_command(script,
-      { what, emu.url, emu.secret_id, emu.secret_key }) .. " > " .. util.shell_quote(out) .. " 2>&1; echo \"exit=$?\" >> "
-      .. util.shell_quote(out) .. ") > /dev/null 2>&1 &")
+      { what, emu.url, emu.secret_id, emu.secret_key }) .. " > " .. util.shell_quote(out)
+      .. " 2>&1; echo \"exit=$?\" >> " .. util.shell_quote(out) .. ") > /dev/null 2>&1 &")
     local pid = util.wait_for("the child's pid", function()
       return (util.read_file(out) or ""):match("pid (%d+)")
     end)
@@ -105,7 +105,7 @@ describe("signals", function()
     assert.truthy(text:find("interrupted!", 1, true), text)
   end)
 
-  it("with trap_signals, the call returns ClientError.Interrupted with the signal, and so does all that follows", function()
+  it("with trap_signals, the call returns ClientError.Interrupted with the signal, as does all after", function()
     emu:fault{ kind = "delay", seconds = 20 }
     local pid, out = spawn("trap-call")
     util.wait_for("the request to arrive", function() return emu:counters().requests >= 1 end)
