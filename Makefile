@@ -29,16 +29,16 @@ LIBS      = -lcurl -lcrypto -lpthread -lm
 
 BUILD   = build/$(LUA)
 CORE_SO = $(BUILD)/tencentcloud/iotexplorer/core.so
-SOURCES = src/core.c src/lcore.c src/session.c src/call.c src/download.c src/http_get.c src/signals.c \
-          src/tc3.c src/http.c
-HEADERS = src/compat.h src/lcore.h src/signals.h src/tc3.h src/http.h
+SOURCES = src/core.c src/lcore.c src/session.c src/call.c src/download.c src/outfile.c src/http_get.c \
+          src/signals.c src/tc3.c src/http.c
+HEADERS = src/compat.h src/lcore.h src/signals.h src/outfile.h src/tc3.h src/http.h
 
 .PHONY: all test check demo install clean deps check-c lint bench test-asan test-valgrind fuzz
 
 all: $(CORE_SO)
 
 # Never link liblua: the interpreter that loads the module provides its symbols.
-$(CORE_SO): $(SOURCES) $(HEADERS)
+$(CORE_SO): $(SOURCES) $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -shared -o $@ $(SOURCES) $(LDFLAGS) $(LIBS)
 

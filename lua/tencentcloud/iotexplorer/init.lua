@@ -696,6 +696,7 @@ function Client:download_batch_production(params, path, opts)
   return batch.download(self, params, path, opts, p and function(req)
     if p.transport then
       req.on_progress = nil   -- inside nginx the transfer runs in a thread VM, where no Lua function can go
+      req.keep_partial = nil  -- the next attempt may run in another thread VM, whose session has no partial
       return p.transport("download", req)
     end
     return core.download(p.session, req)
