@@ -257,7 +257,7 @@ call_row("(a) floor: C + libcurl, everything precomputed", "C", C.floor)
 for _, interp in ipairs(INTERPS) do
   local hand = C[interp .. " call_handrolled"]
   call_row("client:describe_batch_production, keep-alive", interp, C[interp .. " call_client"], hand)
-  call_row("core.describe_batch_production (no Lua layer)", interp, C[interp .. " call_core"], hand)
+  call_row("core.call (no Lua layer)", interp, C[interp .. " call_core"], hand)
   call_row(interp == "luajit" and "(b) hand-rolled: lua-curl + luaossl + cjson"
     or "(b) hand-rolled: socket.http + luaossl + cjson", interp, hand, hand)
   call_row("(c) our client, new client+connection per call", interp, C[interp .. " call_client_newconn"], hand)

@@ -196,6 +196,9 @@ int luaopen_tencentcloud_iotexplorer_core(lua_State *L) {
     lua_getfield(L, -1, "decode_max_depth");
     lua_pushinteger(L, 64);
     lua_call(L, 1, 0);
+    lua_getfield(L, -1, "decode_invalid_numbers");
+    lua_pushboolean(L, 0);             /* nan, inf and 0x10 in a response are not JSON: ParseJsonError */
+    lua_call(L, 1, 0);
 
     luaL_setfuncs(L, functions, 2);
     lua_pushcfunction(L, core_now);
@@ -208,5 +211,14 @@ int luaopen_tencentcloud_iotexplorer_core(lua_State *L) {
     lua_setfield(L, -2, "interrupted");
     lua_pushliteral(L, CORE_VERSION);
     lua_setfield(L, -2, "_VERSION");
+    jsonenc_open(L);                   /* the array marker, for json_encode and call */
+    jsonenc_push_encoder(L);
+    lua_setfield(L, -2, "json_encode");
+    lua_pushcfunction(L, jsonenc_lua_array);
+    lua_setfield(L, -2, "array");
+    jsonenc_push_array_mt(L);
+    lua_setfield(L, -2, "array_mt");
+    jsonenc_push_empty_array(L);
+    lua_setfield(L, -2, "empty_array");
     return 1;
 }

@@ -21,6 +21,7 @@
 
 #include "compat.h"
 #include "http.h"
+#include "jsonenc.h"
 #include "tc3.h"
 
 #include <stddef.h>
@@ -53,6 +54,7 @@ typedef struct session {
     int close_pending;                 /* close() was called during that transfer */
     char *scratch;                     /* header lines of the request being sent, reused */
     size_t scratch_cap;
+    jsonenc_buf body;                  /* the JSON body of the request being sent, reused */
     struct outfile *partial;           /* a cut download kept to resume (download.c); NULL for none */
 } session;
 

@@ -23,6 +23,8 @@
 -- * Retry jitter: each worker reseeds its own generator, so workers forked from one client do not back off
 --   in step.
 
+local retry = require("tencentcloud.iotexplorer.retry")
+
 local M = {}
 
 M.DEFAULT_THREAD_POOL = "iotexplorer"
@@ -236,6 +238,18 @@ local function new_transport(pool, session_opts)
     if not THREADABLE[phase()] then
       return blocking(kind, req)
     end
+    if kind == "call" and type(req.params) == "table" then
+      -- A table crossing into the thread VM loses its metatable, and with it the array marker (iot.array,
+      -- iot.empty_array): encode here and let the thread send the text as it is.
+      local body, err = core.json_encode(req.params, "params")
+      if not body then
+        return nil, err
+      end
+      local copy = {}
+      for k, v in pairs(req) do copy[k] = v end
+      copy.params, copy.body = nil, body
+      req = copy
+    end
     local ok, res, err = ngx.run_worker_thread(pool, THIS_MODULE, "thread_call", kind, session_opts, req,
       key)
     if not ok then
@@ -272,34 +286,24 @@ local function new_http_get(pool)
   end
 end
 
--- Per-worker jitter: reseeded whenever the pid changes (a client made in init_by_lua lives in every
--- worker). Park-Miller, as in init.lua.
-local function new_random()
-  local state, seeded_for = 1, nil
-  return function()
-    local pid = ngx.worker.pid()
-    if pid ~= seeded_for then
-      seeded_for = pid
-      state = (pid * 7919 + math.floor(ngx.now() * 1000) + math.floor(os.clock() * 1e6)) % 2147483646 + 1
-    end
-    state = (state * 48271) % 2147483647
-    return (state - 1) / 2147483646
-  end
+-- Per-worker jitter: reseeded whenever the pid changes (a client made in init_by_lua lives in every worker).
+local function worker_seed()
+  local pid = ngx.worker.pid()
+  return pid, pid * 7919 + math.floor(ngx.now() * 1000) + math.floor(os.clock() * 1e6)
 end
 
 local warned_no_dict = false
 
--- Called by iot.new inside nginx with the (checked) options and the client's core.new_session options.
--- o.nginx: nil or a table
--- { thread_pool = "iotexplorer", shared_dict = "iotexplorer" }. Returns
+-- Called by iot.new inside nginx with the (checked) options and the core session's options. o.nginx: nil,
+-- true or a table { thread_pool = "iotexplorer", shared_dict = "iotexplorer" }. Returns
 -- { transport, close, sleep, store, http_get, random } or nil, message, field.
-function M.setup(o, client_session_options)
+function M.setup(o, client_session_opts)
   local n = o.nginx
-  if n == nil then
+  if n == nil or n == true then
     n = {}
   end
   if type(n) ~= "table" then
-    return nil, "nginx must be a table { thread_pool = ..., shared_dict = ... } or false", "nginx"
+    return nil, "nginx must be true, false or a table { thread_pool = ..., shared_dict = ... }", "nginx"
   end
   for k, v in pairs(n) do
     if k ~= "thread_pool" and k ~= "shared_dict" then
@@ -329,7 +333,7 @@ function M.setup(o, client_session_options)
   end
 
   local session_opts = {}
-  for k, v in pairs(client_session_options) do
+  for k, v in pairs(client_session_opts) do
     session_opts[k] = v
   end
   session_opts.interruptible = false   -- nginx owns its signals
@@ -340,7 +344,7 @@ function M.setup(o, client_session_options)
     sleep = M.sleep,
     store = store,
     http_get = new_http_get(pool),
-    random = new_random(),
+    random = retry.new_random(worker_seed),
   }
 end
 
