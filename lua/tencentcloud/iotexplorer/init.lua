@@ -450,7 +450,8 @@ local function attempt(n, remaining, call)
   if self.logger then
     self:_log{ action = call.action, attempt = n, duration = self.now() - sent_at, rate_wait = waited,
                credentials = creds.source, status = "error", code = err.code, message = err.message,
-               request_id = err.request_id, http_status = err.http_status, retryable = errors.is_retryable(err, call.action) }
+               request_id = err.request_id, http_status = err.http_status,
+               retryable = errors.is_retryable(err, call.action) }
   end
   call.last_err = err
   return nil, err
