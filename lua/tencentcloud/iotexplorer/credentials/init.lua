@@ -259,7 +259,10 @@ local function check_named_profile(ctx, file_sources, env_yields)
     if p.found then
       return nil
     end
-    local _, reason = p.fetch()
+    local _, reason, fatal = p.fetch()
+    if fatal then
+      return reason
+    end
     why[#why + 1] = "  " .. p.name .. ": " .. tostring(reason)
   end
   return "profile [" .. named .. "] not found:\n" .. table.concat(why, "\n")
