@@ -292,6 +292,7 @@ function iot.new(o)
         return nil, invalid(field, nerr)
       end
       o.http_get = nginx.http_get
+      o.sts_transport = nginx.transport
     end
   end
 

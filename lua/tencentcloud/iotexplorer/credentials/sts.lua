@@ -42,7 +42,8 @@ function sts.new(ctx)
   -- (source = `source`) or nil, message; secrets are scrubbed from the message.
   function self.call(action, params, creds, source, region)
     local core = require("tencentcloud.iotexplorer.core")
-    if not session then
+    local transport = o.sts_transport
+    if not transport and not session then
       local serr
       session, serr = core.new_session{
         scheme = scheme, host = host, port = port, region = region or self.region, service = "sts",
@@ -65,7 +66,13 @@ function sts.new(ctx)
     else
       req.unsigned = true
     end
-    local ok, res, err = pcall(core.call, session, req)
+    -- Inside nginx the client's transport runs the call in a worker thread, and this caller yields.
+    local ok, res, err
+    if transport then
+      ok, res, err = pcall(transport, "call", req)
+    else
+      ok, res, err = pcall(core.call, session, req)
+    end
     if not ok then
       return nil, errors.scrub(action .. " failed: " .. tostring(res), secrets)
     end
