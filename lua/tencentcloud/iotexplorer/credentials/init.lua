@@ -67,7 +67,7 @@ function Chain.__tostring(self)
 end
 
 local function new_chain(providers, time)
-  return setmetatable({ providers = providers, time = time }, Chain)
+  return setmetatable({ providers = providers, time = time, generation = 0 }, Chain)
 end
 
 -- Another caller is refreshing (it yielded: an nginx light thread waiting for STS). Where nginx can
@@ -144,18 +144,21 @@ function Chain:get()
     if c and c.usable_until and now < c.usable_until then
       return c
     end
-    if wait_refresh(self) and self.cached and self.cached ~= c then
-      return self.cached
+    -- The waiters share the outcome of the refresh they waited for, keys or error.
+    local generation = self.generation
+    if wait_refresh(self) and self.generation ~= generation then
+      return self.cached, self.last_err
     end
   end
   self.busy = true
   local ok, fresh, err = pcall(self._fetch, self, c, now)
-  self.busy = false
   if not ok then
     fresh, err = nil, record.error("credential chain failed: " .. tostring(fresh))
   end
   -- Keys fetched already inside the 300 s window still serve this call, and are asked for again next time.
-  self.cached = fresh
+  self.cached, self.last_err = fresh, err
+  self.generation = self.generation + 1
+  self.busy = false
   return fresh, err
 end
 
@@ -268,8 +271,9 @@ local function check_named_profile(ctx, file_sources, env_yields)
   return "profile [" .. named .. "] not found:\n" .. table.concat(why, "\n")
 end
 
--- o: the options in credentials.OPTIONS, and for tests getenv, home, files (profile file paths), time,
--- http_get (url, timeout -> status, body). Returns a chain or nil, err.
+-- o: the options in credentials.OPTIONS; from the client inside nginx http_get (url, timeout -> status, body)
+-- and sts_transport (the client's transport); for tests getenv, home, files (profile file paths), time.
+-- Returns a chain or nil, err.
 function credentials.new(o)
   o = o or {}
   local err = check_options(o)
