@@ -153,6 +153,25 @@ describe("credentials from STS", function()
       c:close()
     end)
 
+    it("call_many over 50 items causes one AssumeRole", function()
+      local c = assert(client{ secret_id = defaults.SECRET_ID, secret_key = defaults.SECRET_KEY, role_arn = ROLE,
+        rate_limit = false })
+      if not c.call_many then
+        c:close()
+        pending("this client has no call_many")
+        return
+      end
+      local list = {}
+      for i = 1, 50 do list[i] = DESCRIBE end
+      local before = emu:counters().requests
+      local results, errs = c:call_many("DescribeBatchProduction", list, { concurrency = 16 })
+      see(errs)
+      for i = 1, 50 do assert.is_table(results[i], tostring(errs and errs[i])) end
+      assert.equal(1, assume_count())
+      assert.equal(before + 51, emu:counters().requests)
+      c:close()
+    end)
+
     it("a revoked temporary key is replaced once within the call; STS refusing the base keys is an error", function()
       local c = assert(client{ secret_id = defaults.SECRET_ID, secret_key = defaults.SECRET_KEY, role_arn = ROLE })
       assert(see(c:describe_batch_production(DESCRIBE)))
