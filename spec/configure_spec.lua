@@ -72,6 +72,17 @@ describe("configure list", function()
     assert.matches("tccli: not found at ~/.tccli/default.credential", text, 1, true)
   end)
 
+  it("takes tciot's dashed option names and a file to write to", function()
+    local written = {}
+    local file = { write = function(_, ...) for _, s in ipairs({ ... }) do written[#written + 1] = s end end }
+    local code = configure.list({ ["role-arn"] = "qcs::cam::uin/1:roleName/r", ["use-cvm-role"] = true }, file,
+      { home = home, getenv = function() return nil end })
+    assert.equal(0, code)
+    local text = table.concat(written)
+    assert.matches("\nrole_arn%s+qcs::cam::uin/1:roleName/r%s+%-%-role%-arn", text)
+    assert.matches("\nsecret_id%s+<not set>%s+the CVM role", text)
+  end)
+
   it("names a broken tccli file without showing it", function()
     util.write_file(home .. "/.tccli/broken.configure", "{" .. secrets.SECRET_KEY)
     local code, _, text = list({ profile = "broken" }, {})

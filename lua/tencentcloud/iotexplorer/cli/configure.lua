@@ -42,11 +42,22 @@ local function first(...)
   return nil, nil
 end
 
--- options: tciot's global options (profile, region, endpoint, output, language, role_arn, use_cvm_role,
--- metadata_endpoint). out(line) writes one line. env (optional, for tests): getenv, home. Returns the exit
+-- options: tciot's global options (profile, region, endpoint, output, language, role_arn or role-arn,
+-- use_cvm_role or use-cvm-role). out(line) writes one line (a file such as io.stdout is taken too). env (optional, for tests): getenv, home. Returns the exit
 -- code: 0, or 2 when no credentials are configured (or a file is broken).
 function configure.list(options, out, env)
   options = options or {}
+  if type(out) ~= "function" then
+    -- A file (io.stdout) is taken too.
+    local file = out
+    out = function(line) file:write(line, "\n") end
+  end
+  -- tciot's option names are spelt with dashes (--role-arn), the library's with underscores.
+  local function opt(name)
+    local v = options[name]
+    if v == nil then v = options[name:gsub("_", "-")] end
+    return v
+  end
   local getenv = getter(env)
   local rows = {}
   local function row(name, value, source)
@@ -72,8 +83,8 @@ function configure.list(options, out, env)
     profile = options.profile, getenv = getenv, home = env and env.home, metadata_endpoint = false,
   }
   local keys = chain and chain:get()
-  local role_arn, role_source = first(options.role_arn, "--role-arn", from_env(getenv, "TENCENTCLOUD_ROLE_ARN"))
-  if options.use_cvm_role then
+  local role_arn, role_source = first(opt("role_arn"), "--role-arn", from_env(getenv, "TENCENTCLOUD_ROLE_ARN"))
+  if opt("use_cvm_role") then
     row("secret_id", nil, "the CVM role, fetched when a command runs (--use-cvm-role)")
   elseif keys then
     row("secret_id", configure.mask(keys.secret_id), keys.source)
@@ -92,7 +103,9 @@ function configure.list(options, out, env)
   row("region", region, region_source)
   local output, output_source = first(options.output, "--output", conf.output, tccli_source)
   row("output", output or "json", output_source or "default")
-  local endpoint, endpoint_source = first(options.endpoint, "--endpoint", conf.endpoint, tccli_source)
+  local env_endpoint, env_endpoint_source = from_env(getenv, "TENCENTCLOUD_IOTEXPLORER_ENDPOINT")
+  local endpoint, endpoint_source = first(options.endpoint, "--endpoint", env_endpoint, env_endpoint_source,
+    conf.endpoint, tccli_source)
   row("endpoint", endpoint or actions.DEFAULT_ENDPOINT, endpoint_source or "default")
   local language, language_source = first(options.language, "--language", conf.language, tccli_source)
   row("language", language, language_source)
@@ -107,7 +120,7 @@ function configure.list(options, out, env)
     out((string.format("%-" .. width[1] .. "s  %-" .. width[2] .. "s  %s", r[1], r[2], r[3]):gsub("%s+$", "")))
   end
 
-  if not keys and not options.use_cvm_role then
+  if not keys and not opt("use_cvm_role") then
     -- Why no source yielded, one line each (the chain's own explanation).
     out("")
     for line in tostring(err and err.message or "no credentials found"):gmatch("[^\n]+") do
