@@ -43,8 +43,9 @@ local function first(...)
 end
 
 -- options: tciot's global options (profile, region, endpoint, output, language, role_arn or role-arn,
--- use_cvm_role or use-cvm-role). out(line) writes one line (a file such as io.stdout is taken too). env (optional, for tests): getenv, home. Returns the exit
--- code: 0, or 2 when no credentials are configured (or a file is broken).
+-- use_cvm_role or use-cvm-role). out(line) writes one line (a file such as io.stdout is taken too). env
+-- (optional, for tests): getenv, home. Returns the exit code: 0, or 2 when no credentials are configured (or
+-- a file is broken).
 function configure.list(options, out, env)
   options = options or {}
   if type(out) ~= "function" then
