@@ -239,6 +239,19 @@ describe("client credentials", function()
     c:close()
   end)
 
+  it("tciot --verbose shows neither the keys nor the token", function()
+    local cmd = "env -i PATH=\"$PATH\" HOME='" .. tmp .. "/nohome' TENCENTCLOUD_REGION=ap-guangzhou"
+      .. " TENCENTCLOUD_SECRET_ID='" .. emu.tmp_secret_id .. "' TENCENTCLOUD_SECRET_KEY='" .. emu.tmp_secret_key
+      .. "' TENCENTCLOUD_TOKEN='" .. emu.tmp_token .. "' " .. util.INTERPRETER .. " bin/tciot --endpoint " .. emu.url
+      .. " --verbose DescribeBatchProduction --ProductId R32ONVL0EU --BatchProductionId LC-ya6zinv9"
+    local ok, out = util.run(cmd)
+    seen:see(out)
+    assert.is_true(ok, out)
+    assert.matches("DescribeBatchProduction attempt 1", out)
+    assert.is_nil(out:find(emu.tmp_secret_key, 1, true))
+    assert.is_nil(out:find(emu.tmp_token, 1, true))
+  end)
+
   it("never showed a secret or token in any output", function()
     assert.is_nil(seen:find({ emu.secret_key, emu.tmp_secret_key, emu.tmp_token }))
   end)
