@@ -50,6 +50,7 @@ build = {
       ["tencentcloud.iotexplorer.credentials.static"] = "lua/tencentcloud/iotexplorer/credentials/static.lua",
       ["tencentcloud.iotexplorer.credentials.sts"] = "lua/tencentcloud/iotexplorer/credentials/sts.lua",
       ["tencentcloud.iotexplorer.credentials.tccli"] = "lua/tencentcloud/iotexplorer/credentials/tccli.lua",
+      ["tencentcloud.iotexplorer.defaults"] = "lua/tencentcloud/iotexplorer/defaults.lua",
       ["tencentcloud.iotexplorer.emulator"] = "lua/tencentcloud/iotexplorer/emulator/init.lua",
       ["tencentcloud.iotexplorer.emulator.actions"] = "lua/tencentcloud/iotexplorer/emulator/actions.lua",
       ["tencentcloud.iotexplorer.emulator.auth"] = "lua/tencentcloud/iotexplorer/emulator/auth.lua",
@@ -66,6 +67,7 @@ build = {
       ["tencentcloud.iotexplorer.errors"] = "lua/tencentcloud/iotexplorer/errors.lua",
       ["tencentcloud.iotexplorer.limiter"] = "lua/tencentcloud/iotexplorer/limiter.lua",
       ["tencentcloud.iotexplorer.ngx"] = "lua/tencentcloud/iotexplorer/ngx.lua",
+      ["tencentcloud.iotexplorer.perform"] = "lua/tencentcloud/iotexplorer/perform.lua",
       ["tencentcloud.iotexplorer.retry"] = "lua/tencentcloud/iotexplorer/retry.lua",
    },
    install = {

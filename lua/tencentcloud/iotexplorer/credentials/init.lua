@@ -271,8 +271,9 @@ local function check_named_profile(ctx, file_sources, env_yields)
   return "profile [" .. named .. "] not found:\n" .. table.concat(why, "\n")
 end
 
--- o: the options in credentials.OPTIONS; from the client inside nginx http_get (url, timeout -> status, body)
--- and sts_transport (the client's transport); for tests getenv, home, files (profile file paths), time.
+-- o: the options in credentials.OPTIONS; from the client timeout, connect_timeout, ca_file, ca_path, proxy,
+-- nginx and, inside nginx, http_get (url, timeout -> status, body); for tests getenv, home, files (profile
+-- file paths), time.
 -- Returns a chain or nil, err.
 function credentials.new(o)
   o = o or {}
@@ -284,14 +285,15 @@ function credentials.new(o)
   local ctx = { o = o, getenv = getenv, time = o.time or os.time, http_get = o.http_get }
   ctx.home = o.home or record.env(getenv, "HOME")
   ctx.sdk_profile = o.profile or record.env(getenv, "TENCENTCLOUD_PROFILE") or "default"
-  local role, sts_client
+  local role, sts_clients = nil, {}
   function ctx.cvm_role()
     role = role or cvm_role.new(ctx)
     return role
   end
-  function ctx.sts()
-    sts_client = sts_client or sts.new(ctx)
-    return sts_client
+  function ctx.sts(region)
+    region = region or o.sts_region or sts.DEFAULT_REGION
+    sts_clients[region] = sts_clients[region] or sts.new(ctx, region)
+    return sts_clients[region]
   end
 
   if o.use_cvm_role then

@@ -34,7 +34,7 @@ function oidc.new(ctx)
   local name = o.role_session_name or sts.session_name(ctx.time)
   local duration = o.role_duration or sts.DEFAULT_DURATION
   local shown = record.display_path(token_file, ctx.home)
-  local client = ctx.sts()
+  local client = ctx.sts(region)
 
   function provider.fetch()
     local token = record.read_file(token_file)
@@ -48,7 +48,7 @@ function oidc.new(ctx)
     local fresh, why = client.call("AssumeRoleWithWebIdentity", {
       ProviderId = provider_id, WebIdentityToken = token, RoleArn = arn, RoleSessionName = name,
       DurationSeconds = duration,
-    }, nil, "oidc role " .. arn, region)
+    }, nil, "oidc role " .. arn)
     if not fresh then
       return nil, "oidc role " .. arn .. ": " .. why, explicit
     end

@@ -30,32 +30,41 @@ function sts.parse_endpoint(url)
   return scheme, host, port
 end
 
--- The STS client of one chain: a session made on first use, kept for the chain's life.
-function sts.new(ctx)
+-- The STS client of one chain for one region: a session made on first use, kept for the chain's life.
+function sts.new(ctx, region)
   local o = ctx.o
   local endpoint = o.sts_endpoint or sts.DEFAULT_ENDPOINT
   local scheme, host, port = sts.parse_endpoint(endpoint)
-  local self = { endpoint = endpoint, region = o.sts_region or sts.DEFAULT_REGION, timeout = o.timeout or 10 }
-  local session
+  local self = { endpoint = endpoint, region = region or o.sts_region or sts.DEFAULT_REGION, timeout = o.timeout or 10 }
+  local session, transport
+  local session_opts = {
+    scheme = scheme, host = host, port = port, region = self.region, service = "sts",
+    timeout = self.timeout, connect_timeout = o.connect_timeout or 5,
+    ca_file = o.ca_file, ca_path = o.ca_path, proxy = o.proxy,
+  }
+  -- Inside nginx the call runs in the thread pool through a transport of its own (the client's talks to
+  -- the API's host), and the caller yields meanwhile.
+  if o.nginx ~= false then
+    local ngx_support = require("tencentcloud.iotexplorer.ngx")
+    if ngx_support.active() then
+      local n = ngx_support.setup({ nginx = o.nginx, rate_limit = false }, session_opts)
+      transport = n and n.transport
+    end
+  end
 
   -- Performs action with params, signed with creds (or unsigned when creds is nil). Returns a record
   -- (source = `source`) or nil, message; secrets are scrubbed from the message.
-  function self.call(action, params, creds, source, region)
+  function self.call(action, params, creds, source)
     local core = require("tencentcloud.iotexplorer.core")
-    local transport = o.sts_transport
     if not transport and not session then
       local serr
-      session, serr = core.new_session{
-        scheme = scheme, host = host, port = port, region = region or self.region, service = "sts",
-        timeout = self.timeout, connect_timeout = o.connect_timeout or 5,
-        ca_file = o.ca_file, ca_path = o.ca_path, proxy = o.proxy,
-      }
+      session, serr = core.new_session(session_opts)
       if not session then
         return nil, action .. " could not start: " .. tostring(serr and serr.message or serr)
       end
     end
     local req = {
-      endpoint = endpoint, region = region or self.region, service = "sts", action = action,
+      endpoint = endpoint, region = self.region, service = "sts", action = action,
       version = sts.VERSION, params = params, timeout = self.timeout, timestamp = os.time(),
     }
     local secrets = { params.WebIdentityToken }
