@@ -32,16 +32,34 @@ credentials.OPTIONS = {
   "sts_region", "oidc_provider_id", "oidc_token_file",
 }
 
--- The default chain after the explicit and custom sources; a new source is one file and one line here.
-local DEFAULT_SOURCES = {
-  require("tencentcloud.iotexplorer.credentials.environment"),
+local environment = require("tencentcloud.iotexplorer.credentials.environment")
+
+-- The default chain after the explicit and custom sources: a new source is one file and one line here.
+-- A source with NAMED_PROFILE = true reads the profile a `profile` option names: such sources then move
+-- ahead of the environment.
+local SOURCES = {
+  environment,
   profile,
   tccli,
   cvm_role,
   oidc,
 }
--- With an explicit `profile` option the files come first.
-local PROFILE_FIRST = { profile, tccli, DEFAULT_SOURCES[1], cvm_role, oidc }
+
+-- SOURCES in the order the options ask for.
+local function ordered_sources(o)
+  if not o.profile then
+    return SOURCES
+  end
+  local first, rest = {}, {}
+  for _, source in ipairs(SOURCES) do
+    local list = source.NAMED_PROFILE and first or rest
+    list[#list + 1] = source
+  end
+  for _, source in ipairs(rest) do
+    first[#first + 1] = source
+  end
+  return first
+end
 
 credentials.REFRESH_BEFORE = record.REFRESH_BEFORE
 credentials.METADATA_TIMEOUT = cvm_role.TIMEOUT
@@ -285,10 +303,11 @@ function credentials.new(o)
   local ctx = { o = o, getenv = getenv, time = o.time or os.time, http_get = o.http_get }
   ctx.home = o.home or record.env(getenv, "HOME")
   ctx.sdk_profile = o.profile or record.env(getenv, "TENCENTCLOUD_PROFILE") or "default"
-  local role, sts_clients = nil, {}
-  function ctx.cvm_role()
-    role = role or cvm_role.new(ctx)
-    return role
+  -- One provider per source and chain: tccli's "cvm-role" file and the CVM role source share theirs.
+  local made, sts_clients = {}, {}
+  function ctx.provider(source)
+    made[source] = made[source] or source.new(ctx)
+    return made[source]
   end
   function ctx.sts(region)
     region = region or o.sts_region or sts.DEFAULT_REGION
@@ -297,7 +316,7 @@ function credentials.new(o)
   end
 
   if o.use_cvm_role then
-    return new_chain({ ctx.cvm_role() }, ctx.time)
+    return new_chain({ ctx.provider(cvm_role) }, ctx.time)
   end
   if oidc.explicit(o) then
     return new_chain({ oidc.new(ctx) }, ctx.time)
@@ -314,12 +333,12 @@ function credentials.new(o)
     local custom = require("tencentcloud.iotexplorer.credentials.custom").new(ctx)
     providers[1] = custom
     local files, env_yields = {}, false
-    for _, source in ipairs(o.profile and PROFILE_FIRST or DEFAULT_SOURCES) do
-      local p = source == cvm_role and ctx.cvm_role() or source.new(ctx)
+    for _, source in ipairs(ordered_sources(o)) do
+      local p = ctx.provider(source)
       providers[#providers + 1] = p
-      if source == profile or source == tccli then
+      if source.NAMED_PROFILE then
         files[#files + 1] = p
-      elseif source == DEFAULT_SOURCES[1] then
+      elseif source == environment then
         env_yields = p.fetch() ~= nil
       end
     end

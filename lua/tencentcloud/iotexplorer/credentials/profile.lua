@@ -7,6 +7,9 @@ local profile = {}
 
 profile.SYSTEM_FILE = "/etc/tencentcloud/credentials"
 
+-- Reads the profile a `profile` option names (the chain then asks it before the environment).
+profile.NAMED_PROFILE = true
+
 -- Minimal INI: [section], key = value, comments starting with # or ;. Values are trimmed (as Python's
 -- configparser does, which the official SDK uses), and so are CRs from files edited on Windows.
 function profile.parse_ini(text)

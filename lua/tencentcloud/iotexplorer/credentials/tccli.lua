@@ -5,6 +5,9 @@ local record = require("tencentcloud.iotexplorer.credentials.record")
 
 local tccli = {}
 
+-- Reads the profile a `profile` option names (the chain then asks it before the environment).
+tccli.NAMED_PROFILE = true
+
 -- The profile tccli would use, or nil, message when it cannot name a file.
 function tccli.profile_name(o, getenv)
   local name = o.profile or record.env(getenv, "TCCLI_PROFILE") or "default"
@@ -50,7 +53,7 @@ function tccli.new(ctx)
     local doc
     doc, why, fatal = read_json(path, shown)
     if doc and doc.type == "cvm-role" then
-      role = ctx.cvm_role()
+      role = ctx.provider(require("tencentcloud.iotexplorer.credentials.cvm_role"))
     elseif doc then
       local id, key, token = doc.secretId, doc.secretKey, doc.token
       if id == nil or key == nil then
