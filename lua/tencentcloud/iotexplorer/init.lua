@@ -175,6 +175,10 @@ local function nginx_support(o, session_opts)
   return nginx
 end
 
+local function interruptible_sleep(seconds)
+  return core.sleep(seconds, true)
+end
+
 function iot.new(o)
   if o == nil then
     o = {}
@@ -216,7 +220,7 @@ function iot.new(o)
     return nil, errors.from_core(serr or { code = errors.INVALID_PARAMETER, message = tostring(session) })
   end
 
-  local sleep = o.sleep or (nginx and nginx.sleep) or core.sleep
+  local sleep = o.sleep or (nginx and nginx.sleep) or interruptible_sleep
   local self = setmetatable({
     region = region,
     endpoint = endpoint.url,

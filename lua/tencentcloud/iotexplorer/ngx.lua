@@ -149,6 +149,7 @@ local MAX_THREAD_SESSIONS = 32
 
 local function session_key(o)
   return table.concat({
+    tostring(o.scheme), tostring(o.host), tostring(o.port), tostring(o.region), tostring(o.language),
     tostring(o.timeout), tostring(o.connect_timeout), tostring(o.ca_file), tostring(o.ca_path),
     tostring(o.proxy), tostring(o.max_response_bytes),
   }, "\0")
@@ -168,7 +169,7 @@ local function cached_session(cache, key, opts)
   return s, err
 end
 
--- kind: "call", "describe_batch_production" or "download"; session_opts: core.new_session's options, and
+-- kind: "call" or "download"; session_opts: core.new_session's options, and
 -- key, session_key(session_opts), computed once by the transport; req: the core's request table. Returns
 -- what the core returns: Response | nil, err (plain tables).
 function M.thread_call(kind, session_opts, req, key)
