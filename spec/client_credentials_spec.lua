@@ -180,7 +180,7 @@ describe("client credentials", function()
     it("tells the logger (tciot --verbose) which source supplied the keys", function()
       local records = {}
       local c = assert(iot.new{ region = "ap-guangzhou", endpoint = emu.url, metadata_endpoint = meta.url,
-        logger = seen:logger(function(r) records[#records + 1] = r end) })
+        logger = function(r) seen:see(r); records[#records + 1] = r end })
       assert(c:describe_batch_production(DESCRIBE))
       assert.equal("cvm role iot-role", records[1].credentials)
       c:close()

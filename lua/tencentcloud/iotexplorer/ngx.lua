@@ -150,7 +150,7 @@ local MAX_THREAD_SESSIONS = 32
 local function session_key(o)
   return table.concat({
     tostring(o.scheme), tostring(o.host), tostring(o.port), tostring(o.region), tostring(o.language),
-    tostring(o.timeout), tostring(o.connect_timeout), tostring(o.ca_file), tostring(o.ca_path),
+    tostring(o.service), tostring(o.timeout), tostring(o.connect_timeout), tostring(o.ca_file), tostring(o.ca_path),
     tostring(o.proxy), tostring(o.max_response_bytes),
   }, "\0")
 end
