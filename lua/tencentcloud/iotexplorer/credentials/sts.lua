@@ -57,15 +57,15 @@ function sts.new(ctx, region)
   function self.call(action, params, creds, source)
     local core = require("tencentcloud.iotexplorer.core")
     if not transport and not session then
-      local serr
-      session, serr = core.new_session(session_opts)
-      if not session then
-        return nil, action .. " could not start: " .. tostring(serr and serr.message or serr)
+      local ok, s, serr = pcall(core.new_session, session_opts)
+      if not ok or not s then
+        serr = ok and serr or s
+        return nil, action .. " could not start: " .. tostring(type(serr) == "table" and serr.message or serr)
       end
+      session = s
     end
     local req = {
-      endpoint = endpoint, region = self.region, service = "sts", action = action,
-      version = sts.VERSION, params = params, timeout = self.timeout, timestamp = os.time(),
+      action = action, version = sts.VERSION, params = params, timeout = self.timeout, timestamp = os.time(),
     }
     local secrets = { params.WebIdentityToken }
     if creds then
