@@ -4,6 +4,7 @@
 local iot = require("tencentcloud.iotexplorer")
 local credentials = require("tencentcloud.iotexplorer.credentials")
 local emulator = require("helpers.emulator")
+local metadata_server = require("helpers.metadata_server")
 local secrets = require("helpers.secrets")
 local util = require("helpers.util")
 
@@ -232,6 +233,26 @@ describe("credentials from STS", function()
       local k = assert(see(chain:get()))
       assert.equal("oidc role " .. ROLE, k.source)
       assert.equal(1, oidc_count())
+    end)
+
+    it("yields to a CVM role that answers, and use_cvm_role with role_arn assumes the role with it", function()
+      local meta = metadata_server.start{ role = "iot-role", secret_id = defaults.TMP_SECRET_ID,
+        secret_key = defaults.TMP_SECRET_KEY, token = defaults.TMP_TOKEN }
+      local ok, err = pcall(function()
+        local tke = { TKE_PROVIDER_ID = defaults.PROVIDER_ID, TKE_WEB_IDENTITY_TOKEN_FILE = token_file,
+          TKE_ROLE_ARN = ROLE }
+        local o = chain_opts{ getenv = env(tke) }
+        o.metadata_endpoint = meta.url
+        local k = assert(see(assert(credentials.new(o)):get()))
+        assert.equal("cvm role iot-role", k.source)
+        assert.equal(0, oidc_count())
+        o = chain_opts{ use_cvm_role = true, role_arn = ROLE }
+        o.metadata_endpoint = meta.url
+        k = assert(see(assert(credentials.new(o)):get()))
+        assert.equal("role " .. ROLE .. " (assumed with cvm role iot-role)", k.source)
+      end)
+      meta:stop()
+      assert(ok, err)
     end)
 
     it("reads the token file again at each refresh", function()

@@ -315,9 +315,6 @@ function credentials.new(o)
     return sts_clients[region]
   end
 
-  if o.use_cvm_role then
-    return new_chain({ ctx.provider(cvm_role) }, ctx.time)
-  end
   if oidc.explicit(o) then
     return new_chain({ oidc.new(ctx) }, ctx.time)
   end
@@ -329,6 +326,8 @@ function credentials.new(o)
   end
   if explicit then
     providers[1] = explicit
+  elseif o.use_cvm_role then
+    providers[1] = ctx.provider(cvm_role)
   else
     local custom = require("tencentcloud.iotexplorer.credentials.custom").new(ctx)
     providers[1] = custom
