@@ -310,6 +310,13 @@ describe("credentials", function()
       assert.matches("credentials from credential_provider could not be refreshed: .*vault sealed", err.message)
     end)
 
+    it("refuses keys that have expired already", function()
+      local _, err = get(assert(new{ credential_provider = function()
+        return "ID", SECRET, nil, os.time() - 1
+      end }))
+      assert.matches("credential_provider gave keys that have expired already", err.message)
+    end)
+
     it("returns the provider's failures as errors, never raising", function()
       local _, err = get(assert(new{ credential_provider = function() error("vault down") end }))
       assert.equal("ClientError.CredentialError", err.code)

@@ -125,6 +125,7 @@ describe("credentials from STS", function()
       assert.equal(2, assume_count())
 
       -- A short role: 0.9 x 400 = 360 s early, sooner than 300 s.
+      now = os.time()
       chain = assert(credentials.new(chain_opts{ secret_id = defaults.SECRET_ID, secret_key = defaults.SECRET_KEY,
         role_arn = ROLE, role_duration = 400, time = function() return now end }))
       local short = assert(chain:get())
@@ -270,6 +271,24 @@ describe("credentials from STS", function()
       assert.is_nil(k)
       assert.matches("could not be refreshed: oidc role .*WebIdentityTokenError", err.message)
       assert.is_nil(err.message:find("not-a-token-the-provider-knows", 1, true))
+    end)
+
+    it("after a failed renewal keeps the old keys while they are good, asking again only after a pause", function()
+      local now = os.time()
+      local chain = assert(credentials.new(chain_opts(oidc_opts{ time = function() return now end })))
+      local first = assert(see(chain:get()))
+      util.write_file(token_file, "not-a-token-the-provider-knows")
+      now = now + 721        -- renewal due (0.9 x 7200 s early); it fails, the old keys are far from expiry
+      assert.equal(first, chain:get())
+      assert.equal(2, oidc_count())
+      now = now + 5
+      assert.equal(first, chain:get())
+      assert.equal(2, oidc_count())   -- within the pause: STS is not asked by every call
+      util.write_file(token_file, ROTATED_TOKEN)
+      now = now + 6
+      local second = assert(see(chain:get()))
+      assert.are_not.equal(first.secret_id, second.secret_id)
+      assert.equal(3, oidc_count())
     end)
 
     it("a missing, unreadable or empty token file is an error naming the file", function()

@@ -72,6 +72,8 @@ credentials.tccli_configure = tccli.configure
 
 -- How long a caller waits for another's refresh (nginx light threads) before fetching itself.
 local WAIT_LIMIT = 30
+-- After a failed refresh, while the old keys are still good, seconds before the source is asked again.
+local RETRY_PAUSE = 10
 
 -- ----------------------------------------------------------------------------
 -- The chain.
@@ -85,7 +87,7 @@ function Chain.__tostring(self)
 end
 
 local function new_chain(providers, time)
-  return setmetatable({ providers = providers, time = time, generation = 0 }, Chain)
+  return setmetatable({ providers = providers, time = time, generation = 0, retry_at = 0 }, Chain)
 end
 
 -- Another caller is refreshing (it yielded: an nginx light thread waiting for STS). Where nginx can
@@ -107,19 +109,22 @@ local function wait_refresh(self)
 end
 
 -- Asks one provider; a raising provider is a failure of that source, never of the caller.
-local function ask(p)
+local function ask(p, now)
   local ok, c, why, fatal = pcall(p.fetch, p)
   if not ok then
     return nil, p.name .. " failed: " .. tostring(c), true
+  end
+  if c and c.expiration and now >= c.expiration then
+    return nil, c.source .. " gave keys that have expired already (is this machine's clock right?)"
   end
   return c, why, fatal
 end
 
 -- Walks the sources in order; the first that yields becomes the chain's source from then on.
-function Chain:_walk()
+function Chain:_walk(now)
   local tried = {}
   for _, p in ipairs(self.providers) do
-    local c, why, fatal = ask(p)
+    local c, why, fatal = ask(p, now)
     if c then
       self.current = p
       return c
@@ -136,14 +141,16 @@ end
 function Chain:_fetch(old, now)
   local p = self.current
   if not p then
-    return self:_walk()
+    return self:_walk(now)
   end
-  local c, why = ask(p)
+  local c, why = ask(p, now)
   if c then
     return c
   end
-  -- The old keys may still be used while they are more than 300 s from expiry.
+  -- The old keys may still be used while they are more than 300 s from expiry; the source is asked again
+  -- after a pause, not by every call.
   if old and old.usable_until and now < old.usable_until then
+    self.retry_at = now + RETRY_PAUSE
     return old
   end
   return nil, record.error("credentials from " .. (old and old.source or p.name) .. " could not be refreshed: "
@@ -154,7 +161,7 @@ end
 function Chain:get()
   local now = self.time()
   local c = self.cached
-  if c and (c.refresh_at == nil or now < c.refresh_at) then
+  if c and (c.refresh_at == nil or now < c.refresh_at or (now < self.retry_at and now < c.usable_until)) then
     return c
   end
   if self.busy then
