@@ -257,7 +257,7 @@ local function new_transport(pool, session_opts)
   return transport, close
 end
 
--- The CVM role's metadata fetch (credentials.http_get uses blocking LuaSocket): in the thread pool
+-- The CVM role's metadata fetch (credentials.http_get, a blocking core.http_get): in the thread pool
 -- where possible.
 local function new_http_get(pool)
   return function(url, timeout)
