@@ -25,6 +25,8 @@ local iot = {
 }
 
 iot.is_error = errors.is_error
+iot.array = core.array                 -- iot.array(t) -> t, sent as a JSON array even when empty
+iot.empty_array = core.empty_array     -- a read-only empty table sent as []
 
 local invalid = check.invalid
 
@@ -152,6 +154,7 @@ local function session_options(o, region, endpoint)
     scheme = endpoint.scheme, host = endpoint.host, port = endpoint.port, region = region, language = o.language,
     timeout = o.timeout or defaults.timeout, connect_timeout = o.connect_timeout or defaults.connect_timeout,
     ca_file = o.ca_file, ca_path = o.ca_path, proxy = o.proxy, max_response_bytes = o.max_response_bytes,
+    interruptible = true,   -- a plain script's Ctrl-C ends a call at once (ngx.lua turns this off)
   }
 end
 
@@ -417,6 +420,7 @@ function Client:download_batch_production(params, path, opts)
   return batch.download(self, params, path, opts, p and function(req)
     if p.transport then
       req.on_progress = nil   -- inside nginx the transfer runs in a thread VM, where no Lua function can go
+      req.keep_partial = nil  -- the next attempt may run in another thread VM, whose session has no partial
       return p.transport("download", req)
     end
     return core.download(p.session, req)
