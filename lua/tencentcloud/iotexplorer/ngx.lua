@@ -150,7 +150,7 @@ local MAX_THREAD_SESSIONS = 32
 local function session_key(o)
   return table.concat({
     tostring(o.scheme), tostring(o.host), tostring(o.port), tostring(o.region), tostring(o.language),
-    tostring(o.timeout), tostring(o.connect_timeout), tostring(o.ca_file), tostring(o.ca_path),
+    tostring(o.service), tostring(o.timeout), tostring(o.connect_timeout), tostring(o.ca_file), tostring(o.ca_path),
     tostring(o.proxy), tostring(o.max_response_bytes),
   }, "\0")
 end
@@ -269,7 +269,7 @@ local function new_transport(pool, session_opts)
   return transport, close
 end
 
--- The CVM role's metadata fetch (credentials.http_get uses blocking LuaSocket): in the thread pool
+-- The CVM role's metadata fetch (credentials.http_get, a blocking core.http_get): in the thread pool
 -- where possible.
 local function new_http_get(pool)
   return function(url, timeout)

@@ -137,8 +137,14 @@ local function decide(err, _, call)
     return false
   end
   if type(code) == "string" and code:find("^AuthFailure") then
-    -- Temporary keys may have been revoked or rotated: fetch fresh ones next time.
-    call.p.chain:invalidate()
+    -- Temporary keys may have been revoked or rotated: fetch fresh ones and try once more.
+    if not call.refetched and call.p.chain:invalidate() then
+      call.refetched = true
+      return "now"
+    end
+    if call.refetched then
+      err.message = tostring(err.message) .. " (new keys from " .. tostring(call.source) .. " were rejected too)"
+    end
     return false
   end
   return errors.is_retryable(err, call.action) and "backoff"
