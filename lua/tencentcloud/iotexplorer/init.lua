@@ -21,6 +21,7 @@ local iot = {
 }
 
 iot.is_error = errors.is_error
+iot.redis_store = require("tencentcloud.iotexplorer.redis_store").new
 
 local DEFAULT_ENDPOINT = "https://iotexplorer.tencentcloudapi.com"
 local API_VERSION = "2019-04-23"
@@ -319,6 +320,7 @@ function iot.new(o)
     backoff_cap = o.backoff_cap or retry.DEFAULT_CAP,
     language = o.language,
     logger = o.logger,
+    rate_limit_key = o.rate_limit_key,
     sleep = sleep,
     now = core.now,
     -- Seconds to add to os.time() when signing; learnt from AuthFailure.SignatureExpire.
@@ -399,9 +401,13 @@ local function attempt(n, remaining, call)
 
   local waited = 0
   if self.limiter then
-    local w, needed = self.limiter:acquire(remaining)
+    local key = (self.rate_limit_key or creds.secret_id) .. "/" .. call.action
+    local w, needed, lerr = self.limiter:acquire(remaining, key)
     if not w then
       note_secrets(call, creds)
+      if lerr then
+        return nil, lerr   -- the store failed (RateLimiterUnavailable): nothing sent, not retried
+      end
       return nil, out_of_time(call, string.format("before the rate limiter's next slot (%.3fs away)", needed))
     end
     waited = w
