@@ -32,7 +32,8 @@ M.RETRY_INTERVAL = 0.25       -- while Redis is down, seconds between attempts t
 M.KEEPALIVE_TIMEOUT = 60      -- nginx: seconds an idle pooled connection stays open
 M.KEEPALIVE_POOL = 32         -- nginx: pooled connections per worker
 
--- KEYS[1]: the key. ARGV[1]: interval, ARGV[2]: max_wait (-1: none), both in microseconds.
+-- KEYS[1]: the key. ARGV[1]: interval, ARGV[2]: max_wait (-1: none), ARGV[3]: the earliest slot the caller
+-- accepts, from now (0 but right after an outage: see Store:reserve); all in microseconds.
 -- Returns { 1, wait } (reserved; send in `wait` microseconds) or { 0, wait } (wait > max_wait: nothing
 -- reserved). The next free slot ("theoretical arrival time") is kept as an integer string: Redis's Lua
 -- prints numbers with 14 digits, too few for microseconds since 1970.
@@ -40,7 +41,8 @@ M.SCRIPT = [[
 local t = redis.call("TIME")
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local tat = tonumber(redis.call("GET", KEYS[1])) or now
-if tat < now then tat = now end
+local earliest = now + tonumber(ARGV[3])
+if tat < earliest then tat = earliest end
 local wait = tat - now
 local max_wait = tonumber(ARGV[2])
 if max_wait >= 0 and wait > max_wait then return { 0, wait } end
@@ -49,7 +51,7 @@ redis.call("SET", KEYS[1], string.format("%.0f", tat), "PX", math.ceil((tat - no
 return { 1, wait }
 ]]
 -- SHA-1 of M.SCRIPT (spec/redis_spec.lua checks it against SCRIPT LOAD).
-M.SCRIPT_SHA = "297d350f28948a53da0410fc2c8d6a5ddaa14e44"
+M.SCRIPT_SHA = "1a610de92674f6a02e20c2c2f0771b273a738e4a"
 
 local Store = {}
 Store.__index = Store
@@ -251,7 +253,7 @@ local function to_us(seconds)
 end
 
 -- Returns reply (the script's { reserved, wait_us }) or nil, message.
-function Store:_eval(key, interval, max_wait)
+function Store:_eval(key, interval, max_wait, not_before)
   local cosocket = cosockets_usable()
   local conn, err, kind
   if cosocket then
@@ -265,10 +267,11 @@ function Store:_eval(key, interval, max_wait)
   local k = self.prefix .. key
   local iv = to_us(interval)
   local mw = max_wait == math.huge and "-1" or to_us(max_wait)
+  local nb = to_us(not_before)
   local res
-  res, err, kind = conn:command("EVALSHA", M.SCRIPT_SHA, "1", k, iv, mw)
+  res, err, kind = conn:command("EVALSHA", M.SCRIPT_SHA, "1", k, iv, mw, nb)
   if not res and kind == "reply" and tostring(err):find("^NOSCRIPT") then
-    res, err, kind = conn:command("EVAL", M.SCRIPT, "1", k, iv, mw)
+    res, err, kind = conn:command("EVAL", M.SCRIPT, "1", k, iv, mw, nb)
   end
   if cosocket then
     if res or kind == "reply" then
@@ -305,19 +308,43 @@ function Store:_log(record)
   end
 end
 
+-- The local share of one process: rate / fleet_size, rounded down to whole requests per second (each of
+-- N processes sending 6.4/s can put 7 requests into some second, and 3 x 7 is over 20).
+local function local_interval(interval, fleet_size)
+  local rate = 1 / interval / fleet_size
+  if rate >= 1 then
+    rate = math.floor(rate)
+  end
+  return 1 / rate
+end
+
+-- Moving between the shared and the local limit without a burst:
+-- * Redis fails: this process's first local slot comes one local interval after its last shared slot,
+--   not at once (every process falling back together would otherwise each send at once).
+-- * Redis is back: the first shared slot is no earlier than the next local one, so requests already
+--   waiting on the local schedule are not doubled by the shared one starting afresh.
 function Store:reserve(key, interval, now, max_wait)
   if not (self.down and now < self.retry_at) then
-    local res, err = self:_eval(key, interval, max_wait)
+    local not_before = 0
+    if self.down then
+      local next_local = self.fallback.next[key]
+      if next_local and next_local > now then
+        not_before = next_local - now
+      end
+    end
+    local res, err = self:_eval(key, interval, max_wait, not_before)
     if res then
       if self.down then
         self:_log{ event = "rate_limit_store_up", down_for = now - self.down_since,
           message = string.format("reachable again after %.1f s; the shared limit applies", now - self.down_since) }
         self.down = false
       end
+      local wait = res[2] / 1e6
       if res[1] == 1 then
-        return res[2] / 1e6
+        self.last_slot[key] = now + wait
+        return wait
       end
-      return nil, res[2] / 1e6
+      return nil, wait
     end
     self.last_error = self:_clean(err)
     self.retry_at = now + M.RETRY_INTERVAL
@@ -333,7 +360,16 @@ function Store:reserve(key, interval, now, max_wait)
     return nil, nil, errors.new(errors.RATE_LIMITER_UNAVAILABLE, "the rate-limit store " .. self.display
       .. " is unavailable (" .. tostring(self.last_error) .. "); nothing was sent", { sent = false })
   end
-  return self.fallback:reserve(key, interval * self.fleet_size, now, max_wait)
+  local local_iv = local_interval(interval, self.fleet_size)
+  local last = self.last_slot[key]
+  if last then
+    self.last_slot[key] = nil
+    local next_local = self.fallback.next[key]
+    if not next_local or next_local < last + local_iv then
+      self.fallback.next[key] = last + local_iv
+    end
+  end
+  return self.fallback:reserve(key, local_iv, now, max_wait)
 end
 
 -- Connects, authenticates and pings now, to find a wrong URL or password at start-up. Returns true or nil, err.
@@ -423,7 +459,7 @@ function M.new(url, opts)
     target = target, display = target.display, on_failure = on_failure, fleet_size = fleet,
     logger = opts.logger, prefix = opts.prefix or M.DEFAULT_PREFIX,
     connect_timeout = opts.connect_timeout or M.DEFAULT_TIMEOUT, timeout = opts.timeout or M.DEFAULT_TIMEOUT,
-    fallback = limiter.memory_store(), down = false, retry_at = 0,
+    fallback = limiter.memory_store(), last_slot = {}, down = false, retry_at = 0,
   }, Store)
 end
 

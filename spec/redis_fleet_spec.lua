@@ -1,0 +1,150 @@
+-- A fleet on one Redis store against the emulator, which refuses the 21st request in any sliding second
+-- (RequestLimitExceeded) and counts what arrived: every figure asserted here is the server's count.
+-- Plain-Lua members are processes of the interpreter running the specs (spec/helpers/redis_worker.lua);
+-- nginx runs LuaJIT whichever pass this is.
+local cjson = require("cjson")
+local core = require("tencentcloud.iotexplorer.core")
+local socket = require("socket")
+local redis = require("helpers.redis")
+local emulator = require("helpers.emulator")
+local nginx = require("helpers.nginx")
+local util = require("helpers.util")
+
+local WORKER = util.ROOT .. "/spec/helpers/redis_worker.lua"
+
+describe("a fleet on one Redis store", function()
+  local srv, emu
+
+  setup(function()
+    srv = redis.start()
+    emu = emulator.start()
+  end)
+
+  teardown(function()
+    if emu then emu:stop() end
+    if srv then srv:stop() end
+  end)
+
+  before_each(function()
+    emu:reset()
+    srv:command("FLUSHALL")
+  end)
+
+  -- Starts n plain-Lua members; returns a function that waits for them and returns their counts.
+  local function start_members(n, o)
+    local pipes = {}
+    for i = 1, n do
+      local cmd = util.lua_command(WORKER, { o.url or srv.url, emu.url, emu.secret_id, emu.secret_key,
+        string.format("%.6f", o.start_at), string.format("%.6f", o.stop_at), tostring(o.fleet_size or n),
+        o.on_failure or "local", tostring(o.max_attempts or 1) })
+      pipes[i] = assert(io.popen("cd " .. util.shell_quote(util.ROOT) .. " && " .. cmd .. " 2>&1"))
+    end
+    return function()
+      local out = {}
+      for i, p in ipairs(pipes) do
+        local text = p:read("*a")
+        p:close()
+        local ok, counts = pcall(cjson.decode, text:match("[^\n]*\n?$") or "")
+        assert(ok and type(counts) == "table", "member " .. i .. " printed: " .. text)
+        out[i] = counts
+      end
+      return out
+    end
+  end
+
+  local function total(members, field)
+    local n = 0
+    for _, m in ipairs(members) do n = n + (m[field] or 0) end
+    return n
+  end
+
+  local function describe_failures(members)
+    local parts = {}
+    for i, m in ipairs(members) do
+      if m.failed > 0 then parts[#parts + 1] = i .. ": " .. m.failed .. " failed, last " .. tostring(m.last_error) end
+    end
+    return table.concat(parts, "; ")
+  end
+
+  it("three processes and an nginx with two workers stay under 20/s together, and use at least 18/s", function()
+    local ng = nginx.start{ workers = 2, template = util.ROOT .. "/spec/helpers/redis_nginx.conf.in", vars = {
+      REDIS_URL = srv.url, FLEET_SIZE = 5, EMULATOR = emu.url, SECRET_ID = emu.secret_id,
+      SECRET_KEY = emu.secret_key, MAX_ATTEMPTS = 1 } }
+    local ok, e = pcall(function()
+      local seconds = 10
+      local start_at = core.now() + 1.5 -- time for the interpreters to start
+      local stop_at = start_at + seconds
+      local wait = start_members(3, { start_at = start_at, stop_at = stop_at, fleet_size = 5 })
+      local status, _, body = ng:get(string.format("/go?start=%.6f&stop=%.6f&callers=2", start_at, stop_at))
+      assert.equal(200, status, body)
+      local members = wait()
+      local workers
+      util.wait_for("both nginx workers' results", function()
+        local _, _, b = ng:get("/results")
+        workers = cjson.decode(b or "[]")
+        return #workers == 2
+      end, 15)
+      local finished = core.now()
+      for _, w in ipairs(workers) do members[#members + 1] = w end
+
+      local counters = emu:counters()
+      local sent = total(members, "ok") + total(members, "failed")
+      assert.equal(0, counters.rate_limited, "refused by the server")
+      assert.is_true(counters.max_per_second <= 20, "server saw " .. counters.max_per_second .. " in a second")
+      assert.equal(0, total(members, "failed"), describe_failures(members))
+      assert.equal(sent, counters.by_action.DescribeBatchProduction)
+      for i, m in ipairs(members) do assert.is_true(m.ok > 10, "member " .. i .. " made " .. m.ok .. " calls") end
+      -- The last calls end a little after stop_at; count the whole span.
+      local rate = counters.by_action.DescribeBatchProduction / (finished - start_at)
+      assert.is_true(rate >= 18, "fleet rate " .. rate .. "/s")
+    end)
+    ng:stop()
+    assert(ok, e)
+  end)
+
+  it("loses no call when Redis is killed mid-run, and is back on the shared limit a second after it returns",
+    function()
+      local start_at = core.now() + 1
+      local stop_at = start_at + 7
+      -- default retries: a request refused while the fleet moves between limits is retried, not failed
+      local wait = start_members(3, { start_at = start_at, stop_at = stop_at, max_attempts = 3 })
+      socket.sleep(start_at + 2 - core.now())
+      srv:kill()
+      socket.sleep(1.5)
+      srv:restart()
+      socket.sleep(1)
+      -- From here on (one second after the restart) the server's counts must show the shared limit again.
+      local early = emu:counters()
+      local before = early.by_action.DescribeBatchProduction or 0
+      if os.getenv("TCIOT_DEBUG") then print("before reset", early.rate_limited, early.max_per_second) end
+      emu:reset()
+      local members = wait()
+      local counters = emu:counters()
+      assert.equal(0, total(members, "failed"), describe_failures(members))
+      assert.equal(0, counters.rate_limited, "refused after the restart")
+      assert.is_true(counters.max_per_second <= 20, "server saw " .. counters.max_per_second .. " in a second")
+      -- Every member noticed the outage once and its end once.
+      for i, m in ipairs(members) do
+        assert.same({ "rate_limit_store_down", "rate_limit_store_up" }, m.store_events, "member " .. i)
+      end
+      -- The outage did not stop the fleet: about 20/s before the reset, the shared limit after it.
+      assert.is_true(before >= 4.5 * 18, "calls before the reset: " .. before)
+      assert.is_true(counters.by_action.DescribeBatchProduction >= 2.5 * 18)
+    end)
+
+  it("fails no call when the script is flushed mid-run", function()
+    local start_at = core.now() + 1
+    local stop_at = start_at + 3
+    local wait = start_members(2, { start_at = start_at, stop_at = stop_at })
+    for _ = 1, 5 do
+      socket.sleep(math.max(0, start_at - core.now()) + 0.5)
+      assert.equal("OK", srv:command("SCRIPT", "FLUSH"))
+    end
+    local members = wait()
+    local counters = emu:counters()
+    assert.equal(0, total(members, "failed"), describe_failures(members))
+    assert.equal(0, counters.rate_limited)
+    assert.is_true(counters.max_per_second <= 20)
+    for _, m in ipairs(members) do assert.same({}, m.store_events) end
+  end)
+end)
