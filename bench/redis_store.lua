@@ -77,11 +77,10 @@ local ok, err = pcall(function()
     o.region, o.endpoint, o.secret_id, o.secret_key = "ap-guangzhou", emu.url, emu.secret_id, emu.secret_key
     o.metadata_endpoint, o.rate_limit, o.max_attempts = false, 1e6, 1
     local c = assert(iot.new(o))
-    for _ = 1, 20 do assert(c:describe_batch_production{ ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" }) end
+    local params = { ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" }
+    for _ = 1, 20 do assert(c:describe_batch_production(params)) end
     local t, cl = core.now(), os.clock()
-    for _ = 1, CALLS do
-      assert(c:describe_batch_production{ ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" })
-    end
+    for _ = 1, CALLS do assert(c:describe_batch_production(params)) end
     row(label, (core.now() - t) / CALLS * 1e6, (os.clock() - cl) / CALLS * 1e6)
     c:close()
   end
