@@ -104,6 +104,10 @@ describe("a fleet on one Redis store", function()
       -- The last calls end a little after stop_at; count the whole span.
       local rate = counters.by_action.DescribeBatchProduction / (finished - start_at)
       assert.is_true(rate >= 18, "fleet rate " .. rate .. "/s")
+      -- where nginx has no cosockets (init_worker) the store used hiredis, once in each worker
+      assert.equal("ok ok", (select(3, ng:get("/init_worker")):gsub("%s+$", "")))
+      assert.equal("ok\n", select(3, ng:get("/check")))
+      assert.same({}, ng:serious_errors())
     end)
     ng:stop()
     assert(ok, e)

@@ -133,6 +133,32 @@ describe("redis store", function()
       dead:close()
     end)
 
+    it("is back on Redis within a second of the server returning", function()
+      local own = redis.start()
+      local ok, e = pcall(function()
+        local records = {}
+        local s = new({ logger = function(r) records[#records + 1] = r end }, own.url)
+        assert.equal(0, s:reserve("back", 0.01, core.now(), math.huge))
+        own:kill()
+        assert(s:reserve("back", 0.01, core.now(), math.huge))
+        assert.is_true(s.down)
+        own:restart()
+        local back_at = core.now()
+        util.wait_for("the store to use Redis again", function()
+          s:reserve("back", 0.01, core.now(), math.huge)
+          return not s.down
+        end, 2)
+        assert.is_true(core.now() - back_at < 1, "took " .. (core.now() - back_at))
+        -- the reservation went to the new server
+        assert.is_true(own:command("PTTL", "tciot-rl:back") > 0)
+        assert.same({ "rate_limit_store_down", "rate_limit_store_up" }, { records[1].event, records[2].event })
+        assert.equal(2, #records)
+        s:close()
+      end)
+      own:stop()
+      assert(ok, e)
+    end)
+
     it("gives up on a server that does not answer after the timeout, and tries again later", function()
       -- accepts connections (the kernel's backlog) and never answers
       local mute = assert(socket.bind("127.0.0.1", 0))
