@@ -22,6 +22,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
+#include <sys/types.h>
+#include <unistd.h>
 
 #include <hiredis/hiredis.h>
 
@@ -256,6 +258,12 @@ static int l_tostring(lua_State *L) {
     return 1;
 }
 
+/* redis_core.pid() -> this process's id: a connection made before a fork belongs to the parent. */
+static int l_pid(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)getpid());
+    return 1;
+}
+
 int luaopen_tencentcloud_iotexplorer_redis_core(lua_State *L);
 
 __attribute__((visibility("default"))) int luaopen_tencentcloud_iotexplorer_redis_core(lua_State *L) {
@@ -278,5 +286,7 @@ __attribute__((visibility("default"))) int luaopen_tencentcloud_iotexplorer_redi
     lua_newtable(L);
     lua_pushcfunction(L, l_connect);
     lua_setfield(L, -2, "connect");
+    lua_pushcfunction(L, l_pid);
+    lua_setfield(L, -2, "pid");
     return 1;
 }

@@ -145,18 +145,21 @@ local function prepare_connection(conn, target)
   return true
 end
 
--- hiredis, one connection per store (per process: a store is re-connected after a fork).
-local function pid()
-  local n = rawget(_G, "ngx")
-  return n and n.worker and n.worker.pid and n.worker.pid() or 0
+-- hiredis, one connection per store and process: a store made before a fork (nginx's init_by_lua, a
+-- forking server) connects again in each child instead of sharing the parent's socket.
+local redis_core
+
+local function native_module()
+  redis_core = redis_core or require("tencentcloud.iotexplorer.redis_core")
+  return redis_core
 end
 
 function Store:_native()
+  local core = native_module()
   local conn = self.conn
-  if conn and conn:is_open() and self.conn_pid == pid() then
+  if conn and conn:is_open() and self.conn_pid == core.pid() then
     return conn
   end
-  local core = require("tencentcloud.iotexplorer.redis_core")
   local t = self.target
   local err
   conn, err = core.connect{ host = t.host, port = t.port, path = t.path,
@@ -169,7 +172,7 @@ function Store:_native()
     conn:close()
     return nil, perr, kind
   end
-  self.conn, self.conn_pid = conn, pid()
+  self.conn, self.conn_pid = conn, core.pid()
   return conn
 end
 
@@ -248,31 +251,29 @@ end
 -- ----------------------------------------------------------------------------
 -- One reservation.
 
+-- Whole microseconds, as the script's integer arithmetic wants them ("%.0f": any finite size).
 local function to_us(seconds)
-  return string.format("%d", math.ceil(seconds * 1e6))
+  return string.format("%.0f", math.ceil(seconds * 1e6))
 end
 
--- Returns reply (the script's { reserved, wait_us }) or nil, message.
-function Store:_eval(key, interval, max_wait, not_before)
+-- Waits longer than this are "no limit" for the script.
+local UNLIMITED = 1e9
+
+-- Runs op(conn, ...) -> value | nil, message, kind on a connection of the right kind for this phase, then
+-- gives the connection back (nginx's pool) or keeps it (hiredis) when it is still good.
+function Store:_run(op, ...)
   local cosocket = cosockets_usable()
   local conn, err, kind
   if cosocket then
-    conn, err = self:_cosocket()
+    conn, err, kind = self:_cosocket()
   else
-    conn, err = self:_native()
+    conn, err, kind = self:_native()
   end
   if not conn then
-    return nil, err
+    return nil, err, kind
   end
-  local k = self.prefix .. key
-  local iv = to_us(interval)
-  local mw = max_wait == math.huge and "-1" or to_us(max_wait)
-  local nb = to_us(not_before)
   local res
-  res, err, kind = conn:command("EVALSHA", M.SCRIPT_SHA, "1", k, iv, mw, nb)
-  if not res and kind == "reply" and tostring(err):find("^NOSCRIPT") then
-    res, err, kind = conn:command("EVAL", M.SCRIPT, "1", k, iv, mw, nb)
-  end
+  res, err, kind = op(conn, ...)
   if cosocket then
     if res or kind == "reply" then
       conn.red:set_keepalive(M.KEEPALIVE_TIMEOUT * 1000, M.KEEPALIVE_POOL)
@@ -284,6 +285,26 @@ function Store:_eval(key, interval, max_wait, not_before)
     -- again: start afresh next time.
     conn:close()
   end
+  return res, err, kind
+end
+
+-- EVALSHA, and EVAL when the server does not have the script (restarted, failed over, flushed).
+local function run_script(conn, k, iv, mw, nb)
+  local res, err, kind = conn:command("EVALSHA", M.SCRIPT_SHA, "1", k, iv, mw, nb)
+  if not res and kind == "reply" and tostring(err):find("^NOSCRIPT") then
+    res, err, kind = conn:command("EVAL", M.SCRIPT, "1", k, iv, mw, nb)
+  end
+  return res, err, kind
+end
+
+local function ping(conn)
+  return conn:command("PING")
+end
+
+-- Returns reply (the script's { reserved, wait_us }) or nil, message.
+function Store:_eval(key, interval, max_wait, not_before)
+  local res, err, kind = self:_run(run_script, self.prefix .. key, to_us(interval),
+    max_wait >= UNLIMITED and "-1" or to_us(max_wait), to_us(not_before))
   if not res then
     return nil, (kind == "reply" and "error reply: " or "") .. tostring(err)
   end
@@ -374,24 +395,9 @@ end
 
 -- Connects, authenticates and pings now, to find a wrong URL or password at start-up. Returns true or nil, err.
 function Store:check()
-  local cosocket = cosockets_usable()
-  local conn, err, kind
-  if cosocket then
-    conn, err = self:_cosocket()
-  else
-    conn, err = self:_native()
-  end
-  if conn then
-    local ok
-    ok, err, kind = conn:command("PING")
-    if cosocket then
-      if ok then conn.red:set_keepalive(M.KEEPALIVE_TIMEOUT * 1000, M.KEEPALIVE_POOL) else conn.red:close() end
-    elseif not ok and kind == "reply" then
-      conn:close()
-    end
-    if ok then
-      return true
-    end
+  local ok, err = self:_run(ping)
+  if ok then
+    return true
   end
   return nil, errors.new(errors.RATE_LIMITER_UNAVAILABLE, "the rate-limit store " .. self.display
     .. " is unavailable (" .. self:_clean(err) .. ")", { sent = false })
