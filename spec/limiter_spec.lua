@@ -101,6 +101,32 @@ describe("limiter", function()
     assert.same({}, c.sleeps)
   end)
 
+  it("gives up a slot it woke too late for, and takes the next one, so no request follows another too soon",
+    function()
+      local c = fake_clock()
+      local late = { [1] = 0.05, [5] = 0.05, [6] = 0.05, [7] = 0.05, [8] = 0.05 } -- sleeps that overrun
+      local n = 0
+      local sleep = function(s)
+        n = n + 1
+        c.sleep(s + (late[n] or 0))
+      end
+      local l = limiter.new{ rate = 10, now = c.now, sleep = sleep }
+      local interval = 1 / (10 * limiter.MARGIN)
+      local sends = {}
+      for i = 1, 4 do
+        assert(l:acquire())
+        sends[i] = c.t
+      end
+      for i = 2, 4 do
+        assert.is_true(sends[i] - sends[i - 1] >= interval - 1e-9, "send " .. i .. " too soon")
+      end
+      -- the second request gave up its slot (one interval after the first) and took the next
+      assert.near(sends[1] + 2 * interval, sends[2], 1e-9)
+      -- late again and again: after MAX_LATE_RETRIES new slots it sends anyway
+      assert(l:acquire())
+      assert.equal(4 + 1 + limiter.MAX_LATE_RETRIES, n)
+    end)
+
   it("passes a store's failure on: nothing reserved, no sleep, the store's error", function()
     local c = fake_clock()
     local failure = { code = "ClientError.RateLimiterUnavailable", sent = false }

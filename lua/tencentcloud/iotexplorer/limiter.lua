@@ -76,21 +76,39 @@ function limiter.new(o)
   }, Limiter)
 end
 
+-- A caller that wakes this much later than its slot (a loaded machine, a GC pause, a slow reply from a
+-- shared store) gives the slot up and takes a new one instead of sending late: the slot after it was planned
+-- one interval after this one, so a late request would arrive closer to the next than the interval, and a
+-- few such requests add up to one too many in some second. Giving a slot up costs throughput, never the
+-- limit. At most MAX_LATE_RETRIES times per call, then it sends anyway.
+limiter.MAX_LATE = 0.02
+limiter.MAX_LATE_RETRIES = 3
+
 -- Waits for this caller's slot under key (default: the limiter's own key), sleeping
 -- with sleep (default: the limiter's own; a scheduler passes one that yields).
--- Returns the seconds waited; or nil and the wait that would have been needed when
--- it exceeds max_wait (nothing is reserved then, so giving up costs the other
--- callers nothing); or nil, nil, err when the store failed (nothing reserved, send
--- nothing).
+-- Returns the seconds slept; or nil and the wait that would have been needed when
+-- it exceeds what is left of max_wait (nothing is reserved then, so giving up costs
+-- the other callers nothing); or nil, nil, err when the store failed (nothing
+-- reserved, send nothing).
 function Limiter:acquire(max_wait, key, sleep)
-  local wait, needed, err = self.store:reserve(key or self.key, self.interval, self.now(), max_wait or math.huge)
-  if not wait then
-    return nil, needed, err
+  key = key or self.key
+  max_wait = max_wait or math.huge
+  local started = self.now()
+  local slept = 0
+  for attempt = 0, limiter.MAX_LATE_RETRIES do
+    local asked = self.now()
+    local wait, needed, err = self.store:reserve(key, self.interval, asked, max_wait - (asked - started))
+    if not wait then
+      return nil, needed, err
+    end
+    if wait > 0 then
+      (sleep or self.sleep)(wait)
+      slept = slept + wait
+    end
+    if attempt == limiter.MAX_LATE_RETRIES or self.now() - (asked + wait) <= limiter.MAX_LATE then
+      return slept
+    end
   end
-  if wait > 0 then
-    (sleep or self.sleep)(wait)
-  end
-  return wait
 end
 
 return limiter
