@@ -29,10 +29,10 @@ LIBS      = -lcurl -lcrypto -lpthread -lm
 
 BUILD   = build/$(LUA)
 CORE_SO = $(BUILD)/tencentcloud/iotexplorer/core.so
-SOURCES = src/core.c src/tc3.c src/http.c
-HEADERS = src/compat.h src/tc3.h src/http.h
+SOURCES = src/core.c src/lcore.c src/session.c src/call.c src/download.c src/jsonenc.c src/tc3.c src/http.c
+HEADERS = src/compat.h src/lcore.h src/jsonenc.h src/tc3.h src/http.h
 
-.PHONY: all test check demo install clean deps check-c lint bench test-asan test-valgrind fuzz
+.PHONY: all test check demo install clean deps check-c lint bench test-asan test-valgrind fuzz node-deps
 
 all: $(CORE_SO)
 
@@ -74,13 +74,25 @@ bench:
 deps:
 	@sh .ci/deps.sh test
 
+# The official Node.js SDK that spec/conformance_spec.lua drives, at the versions spec/helpers/node/
+# package-lock.json pins, installed outside the tracked tree (build/node) from the npm registry.
+NODE_SDK = build/node/node_modules/tencentcloud-sdk-nodejs-common/package.json
+
+node-deps: $(NODE_SDK)
+
+$(NODE_SDK): spec/helpers/node/package.json spec/helpers/node/package-lock.json
+	@mkdir -p build/node
+	cp spec/helpers/node/package.json spec/helpers/node/package-lock.json build/node/
+	cd build/node && npm ci --no-audit --no-fund
+	@touch $@
+
 # The README's test command, and CI's: every spec on Lua 5.4 and LuaJIT (`make check`), then the
 # sanitizer, valgrind and fuzz runs. The last line is the specs' "N passed, N failed".
 test: check test-asan test-valgrind fuzz
 	@cat build/spec-summary.txt
 
 # The specs alone: luacheck, the signer's C vectors, then busted on both interpreters (about two minutes).
-check: deps lint
+check: deps lint node-deps
 	@$(MAKE) --no-print-directory LUA=lua5.4
 	@$(MAKE) --no-print-directory LUA=luajit
 	@$(MAKE) --no-print-directory build/tc3_vectors
@@ -120,7 +132,7 @@ test-valgrind:
 
 # fuzz: libFuzzer targets (clang 14) for the C that handles untrusted bytes, FUZZ_TIME seconds each. Seeds and
 # regression inputs live in spec/fuzz/corpus/<target>/ (replayed first); new inputs go to build/fuzz/corpus/.
-FUZZ_TARGETS = fuzz_tc3 fuzz_sign fuzz_response fuzz_date
+FUZZ_TARGETS = fuzz_tc3 fuzz_sign fuzz_response fuzz_date fuzz_encode
 FUZZ_TIME   ?= 15
 FUZZ_FLAGS   = -std=c99 -g -O1 $(SAN_FLAGS) -fsanitize=fuzzer $(WARNINGS) -Isrc -DTCIOT_TEST_HOOKS
 
@@ -132,7 +144,7 @@ build/fuzz/fuzz_date: spec/fuzz/fuzz_date.c src/http.c src/http.h
 	@mkdir -p build/fuzz
 	clang-14 $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_date.c src/http.c -lcurl
 
-build/fuzz/fuzz_sign build/fuzz/fuzz_response: build/fuzz/%: spec/fuzz/%.c spec/fuzz/fuzz_lua.h $(SOURCES) $(HEADERS)
+build/fuzz/fuzz_sign build/fuzz/fuzz_response build/fuzz/fuzz_encode: build/fuzz/%: spec/fuzz/%.c spec/fuzz/fuzz_lua.h $(SOURCES) $(HEADERS)
 	@mkdir -p build/fuzz
 	clang-14 $(FUZZ_FLAGS) -I/usr/include/lua5.4 -o $@ $< $(SOURCES) -llua5.4 $(LIBS)
 

@@ -9,7 +9,8 @@ case "${1:-test}" in
   demo) want="$build $emulator" ;;
   # nginx + openssl: spec/tls_spec.lua makes a local CA and puts a TLS front (our own nginx) before the emulator.
   # libnginx-mod-http-lua + lua-resty-core (they need luajit2, not luajit): spec/nginx_spec.lua.
-  test) want="$build $emulator luajit2 libluajit2-5.1-dev lua-busted lua-check luarocks clang nginx openssl"
+  # nodejs (and npm, below): spec/conformance_spec.lua drives the emulator with the official Node.js SDK.
+  test) want="$build $emulator luajit2 libluajit2-5.1-dev lua-busted lua-check luarocks clang nginx openssl nodejs"
         want="$want libnginx-mod-http-lua lua-resty-core valgrind libclang-rt-14-dev"  # and what hardening needs
         want="$want redis-server libhiredis-dev lua-nginx-redis" ;;  # the Redis rate-limit store (spec/redis_spec.lua)
   bench) want="$build $emulator luajit2 libluajit2-5.1-dev nginx lua-curl redis-server lua-nginx-redis" ;;  # spec/bench/run.sh, bench/redis_store.lua
@@ -22,6 +23,8 @@ for pkg in $want; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
   case "$status" in *"install ok installed"*) ;; *) missing="$missing $pkg" ;; esac
 done
+# Debian ships npm apart from nodejs; NodeSource's nodejs includes it (and conflicts with Debian's npm).
+case " $want " in *" nodejs "*) command -v npm >/dev/null 2>&1 || missing="$missing npm" ;; esac
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -237,6 +237,18 @@ local function new_transport(pool, session_opts)
     if not THREADABLE[phase()] then
       return blocking(kind, req)
     end
+    if kind == "call" and type(req.params) == "table" then
+      -- A table crossing into the thread VM loses its metatable, and with it the array marker (iot.array,
+      -- iot.empty_array): encode here and let the thread send the text as it is.
+      local body, err = core.json_encode(req.params, "params")
+      if not body then
+        return nil, err
+      end
+      local copy = {}
+      for k, v in pairs(req) do copy[k] = v end
+      copy.params, copy.body = nil, body
+      req = copy
+    end
     local ok, res, err = ngx.run_worker_thread(pool, THIS_MODULE, "thread_call", kind, session_opts, req,
       key)
     if not ok then
