@@ -38,6 +38,13 @@ HEADERS = src/compat.h src/lcore.h src/signals.h src/outfile.h src/jsonenc.h src
 
 all: $(CORE_SO)
 
+# The Redis rate-limit store's connection (hiredis), its own module so the core does not link hiredis.
+REDIS_SO = $(BUILD)/tencentcloud/iotexplorer/redis_core.so
+all: $(REDIS_SO)
+$(REDIS_SO): src/redis.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -shared -o $@ src/redis.c $(LDFLAGS) -lhiredis
+
 # Never link liblua: the interpreter that loads the module provides its symbols.
 $(CORE_SO): $(SOURCES) $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
@@ -103,6 +110,8 @@ check: lint
 check-c:
 	@$(MAKE) --no-print-directory CC=gcc BUILD=build/gcc-check LUA=lua5.4 -B build/gcc-check/tencentcloud/iotexplorer/core.so
 	@$(MAKE) --no-print-directory CC=clang BUILD=build/clang-check LUA=luajit -B build/clang-check/tencentcloud/iotexplorer/core.so
+	@$(MAKE) --no-print-directory CC=gcc BUILD=build/gcc-check LUA=lua5.4 -B build/gcc-check/tencentcloud/iotexplorer/redis_core.so
+	@$(MAKE) --no-print-directory CC=clang BUILD=build/clang-check LUA=luajit -B build/clang-check/tencentcloud/iotexplorer/redis_core.so
 
 lint:
 	@luacheck -q lua spec bin bench
@@ -124,6 +133,8 @@ test-valgrind:
 	@$(MAKE) --no-print-directory LUA=lua5.4
 	valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
 		--error-exitcode=1 lua5.4 spec/valgrind/loop.lua
+	valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+		--error-exitcode=1 lua5.4 spec/valgrind/redis_loop.lua
 
 # fuzz: libFuzzer targets (clang 14) for the C that handles untrusted bytes, FUZZ_TIME seconds each. Seeds and
 # regression inputs live in spec/fuzz/corpus/<target>/ (replayed first); new inputs go to build/fuzz/corpus/.
@@ -165,9 +176,10 @@ demo:
 # bin/tciot gets the chosen interpreter's absolute path as its first line (plain `lua` may be 5.1).
 LUA_INTERP ?= $(shell command -v $(LUA) 2>/dev/null || echo /usr/bin/$(LUA))
 
-install: $(CORE_SO)
+install: $(CORE_SO) $(REDIS_SO)
 	install -d $(DESTDIR)$(LUA_LIBDIR)/tencentcloud/iotexplorer
 	install -m 0755 $(CORE_SO) $(DESTDIR)$(LUA_LIBDIR)/tencentcloud/iotexplorer/core.so
+	install -m 0755 $(REDIS_SO) $(DESTDIR)$(LUA_LIBDIR)/tencentcloud/iotexplorer/redis_core.so
 	cd lua && find tencentcloud -name '*.lua' -exec install -D -m 0644 {} $(DESTDIR)$(LUA_SHAREDIR)/{} \;
 	install -d $(DESTDIR)$(BINDIR)
 	sed '1s|^#!.*|#!$(LUA_INTERP)|' bin/tciot > $(DESTDIR)$(BINDIR)/tciot

@@ -23,6 +23,7 @@ external_dependencies = {
    -- Checked by library name: Debian keeps curl/curl.h under a multiarch folder a header check misses.
    CURL = { library = "curl" },
    OPENSSL = { library = "crypto" },
+   HIREDIS = { header = "hiredis/hiredis.h" },
 }
 build = {
    type = "builtin",
@@ -33,6 +34,12 @@ build = {
          libraries = { "curl", "crypto", "pthread", "m" },
          incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
+      },
+      ["tencentcloud.iotexplorer.redis_core"] = {
+         sources = { "src/redis.c" },
+         libraries = { "hiredis" },
+         incdirs = { "$(HIREDIS_INCDIR)" },
+         libdirs = { "$(HIREDIS_LIBDIR)" },
       },
       ["tencentcloud.iotexplorer"] = "lua/tencentcloud/iotexplorer/init.lua",
       ["tencentcloud.iotexplorer.actions"] = "lua/tencentcloud/iotexplorer/actions.lua",
@@ -69,6 +76,7 @@ build = {
       ["tencentcloud.iotexplorer.limiter"] = "lua/tencentcloud/iotexplorer/limiter.lua",
       ["tencentcloud.iotexplorer.ngx"] = "lua/tencentcloud/iotexplorer/ngx.lua",
       ["tencentcloud.iotexplorer.perform"] = "lua/tencentcloud/iotexplorer/perform.lua",
+      ["tencentcloud.iotexplorer.redis_store"] = "lua/tencentcloud/iotexplorer/redis_store.lua",
       ["tencentcloud.iotexplorer.retry"] = "lua/tencentcloud/iotexplorer/retry.lua",
    },
    install = {

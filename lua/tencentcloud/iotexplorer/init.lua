@@ -27,6 +27,7 @@ local iot = {
 iot.is_error = errors.is_error
 iot.array = core.array                 -- iot.array(t) -> t, sent as a JSON array even when empty
 iot.empty_array = core.empty_array     -- a read-only empty table sent as []
+iot.redis_store = require("tencentcloud.iotexplorer.redis_store").new
 
 local invalid = check.invalid
 

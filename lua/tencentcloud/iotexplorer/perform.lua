@@ -77,8 +77,11 @@ local function attempt(n, remaining, call)
   local waited = 0
   if self.limiter then
     local key = (self.rate_limit_key or creds.secret_id) .. "/" .. call.action
-    local w, needed = self.limiter:acquire(remaining, key, call.sleep)
+    local w, needed, lerr = self.limiter:acquire(remaining, key, call.sleep)
     if not w then
+      if lerr then
+        return nil, lerr -- the store failed (ClientError.RateLimiterUnavailable): nothing sent, not retried
+      end
       return nil, out_of_time(call, creds, string.format("before the rate limiter's next slot (%.3fs away)", needed))
     end
     waited = w
