@@ -1,7 +1,8 @@
 # tencentcloud-iotexplorer: build, test and run the demo without LuaRocks.
 #   make                 build the core for Lua 5.4   -> build/lua5.4/tencentcloud/iotexplorer/core.so
 #   make LUA=luajit      build the core for LuaJIT    -> build/luajit/tencentcloud/iotexplorer/core.so
-#   make test            install what is missing, then run every spec on both interpreters
+#   make test            install what is missing, then run every spec on both interpreters, ASan, valgrind, fuzz
+#   make check           the specs alone, installing nothing
 #   make demo            start the local API emulator and call DescribeBatchProduction through the module
 #   make install         PREFIX=/usr/local DESTDIR= (LUA=lua5.4 or LUA=luajit)
 
@@ -29,15 +30,23 @@ LIBS      = -lcurl -lcrypto -lpthread -lm
 
 BUILD   = build/$(LUA)
 CORE_SO = $(BUILD)/tencentcloud/iotexplorer/core.so
-SOURCES = src/core.c src/lcore.c src/session.c src/call.c src/download.c src/jsonenc.c src/lsigner.c src/tc3.c src/http.c
-HEADERS = src/compat.h src/lcore.h src/jsonenc.h src/tc3.h src/http.h
+SOURCES = src/core.c src/lcore.c src/session.c src/call.c src/download.c src/outfile.c src/http_get.c \
+          src/signals.c src/jsonenc.c src/lsigner.c src/tc3.c src/http.c
+HEADERS = src/compat.h src/lcore.h src/signals.h src/outfile.h src/jsonenc.h src/tc3.h src/http.h
 
 .PHONY: all test check demo install clean deps check-c lint bench test-asan test-valgrind fuzz node-deps
 
 all: $(CORE_SO)
 
+# The Redis rate-limit store's connection (hiredis), its own module so the core does not link hiredis.
+REDIS_SO = $(BUILD)/tencentcloud/iotexplorer/redis_core.so
+all: $(REDIS_SO)
+$(REDIS_SO): src/redis.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -shared -o $@ src/redis.c $(LDFLAGS) -lhiredis
+
 # Never link liblua: the interpreter that loads the module provides its symbols.
-$(CORE_SO): $(SOURCES) $(HEADERS)
+$(CORE_SO): $(SOURCES) $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -shared -o $@ $(SOURCES) $(LDFLAGS) $(LIBS)
 
@@ -45,21 +54,21 @@ build/tc3_vectors: spec/c/tc3_vectors.c src/tc3.c src/tc3.h
 	@mkdir -p build
 	$(CC) -std=c99 $(WARNINGS) $(CFLAGS) -o $@ spec/c/tc3_vectors.c src/tc3.c -lcrypto -lpthread
 
-# Benchmarks: the C baselines, then spec/bench/run.sh installs what is missing, starts its own nginx
-# and prints the table. Not part of `make test`.
-BENCH_HEADERS = spec/bench/bench_util.h spec/bench/sign_common.h
+# Benchmarks: the C baselines, then bench/run.sh starts its own nginx and prints the table. Not part of
+# `make test`; what it needs: sh .ci/deps.sh bench.
+BENCH_HEADERS = bench/bench_util.h bench/sign_common.h
 
-build/bench/sign_naive build/bench/sign_tuned: build/bench/%: spec/bench/%.c $(BENCH_HEADERS)
+build/bench/sign_naive build/bench/sign_tuned: build/bench/%: bench/%.c $(BENCH_HEADERS)
 	@mkdir -p build/bench
 	$(CC) -std=c99 $(WARNINGS) $(CFLAGS) -o $@ $< -lcrypto
 
-build/bench/floor_post: spec/bench/floor_post.c $(BENCH_HEADERS)
+build/bench/floor_post: bench/floor_post.c $(BENCH_HEADERS)
 	@mkdir -p build/bench
 	$(CC) -std=c99 $(WARNINGS) $(CFLAGS) -o $@ $< -lcurl
 
-build/bench/sign_tc3: spec/bench/sign_tc3.c src/tc3.c src/tc3.h $(BENCH_HEADERS)
+build/bench/sign_tc3: bench/sign_tc3.c src/tc3.c src/tc3.h $(BENCH_HEADERS)
 	@mkdir -p build/bench
-	$(CC) -std=c99 $(WARNINGS) $(CFLAGS) -Isrc -o $@ spec/bench/sign_tc3.c src/tc3.c -lcrypto -lpthread
+	$(CC) -std=c99 $(WARNINGS) $(CFLAGS) -Isrc -o $@ bench/sign_tc3.c src/tc3.c -lcrypto -lpthread
 
 # The load of the nginx rows (bench/nginx_cpu.lua).
 build/bench/load: bench/load.c
@@ -67,7 +76,7 @@ build/bench/load: bench/load.c
 	$(CC) -std=c99 $(WARNINGS) $(CFLAGS) -o $@ bench/load.c -lcurl
 
 bench:
-	@sh spec/bench/run.sh
+	@sh bench/run.sh
 
 deps:
 	@sh .ci/deps.sh test
@@ -84,13 +93,19 @@ $(NODE_SDK): spec/helpers/node/package.json spec/helpers/node/package-lock.json
 	cd build/node && npm ci --no-audit --no-fund
 	@touch $@
 
-# The README's test command, and CI's: every spec on Lua 5.4 and LuaJIT (`make check`), then the
-# sanitizer, valgrind and fuzz runs. The last line is the specs' "N passed, N failed".
-test: check test-asan test-valgrind fuzz
+# The README's test command, and CI's: installs what is missing (the only target besides demo that does:
+# Debian packages, the Node SDK), then every spec on Lua 5.4 and LuaJIT (`make check`), the sanitizer,
+# valgrind and fuzz runs. The last line is the specs' "N passed, N failed".
+test: deps node-deps
+	@$(MAKE) --no-print-directory check
+	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory test-valgrind
+	@$(MAKE) --no-print-directory fuzz
 	@cat build/spec-summary.txt
 
-# The specs alone: luacheck, the signer's C vectors, then busted on both interpreters (about two minutes).
-check: deps lint node-deps
+# The specs alone: luacheck, the signer's C vectors, then busted on both interpreters (about five minutes).
+# Installs nothing: `make deps node-deps` (or `make test`) does.
+check: lint
 	@$(MAKE) --no-print-directory LUA=lua5.4
 	@$(MAKE) --no-print-directory LUA=luajit
 	@$(MAKE) --no-print-directory build/tc3_vectors
@@ -100,17 +115,18 @@ check: deps lint node-deps
 check-c:
 	@$(MAKE) --no-print-directory CC=gcc BUILD=build/gcc-check LUA=lua5.4 -B build/gcc-check/tencentcloud/iotexplorer/core.so
 	@$(MAKE) --no-print-directory CC=clang BUILD=build/clang-check LUA=luajit -B build/clang-check/tencentcloud/iotexplorer/core.so
+	@$(MAKE) --no-print-directory CC=gcc BUILD=build/gcc-check LUA=lua5.4 -B build/gcc-check/tencentcloud/iotexplorer/redis_core.so
+	@$(MAKE) --no-print-directory CC=clang BUILD=build/clang-check LUA=luajit -B build/clang-check/tencentcloud/iotexplorer/redis_core.so
 
 lint:
-	@luacheck -q lua spec bin
+	@luacheck -q lua spec bin bench
 
-# Hardening. Each target first installs what it needs (sh .ci/deps.sh hardening).
+# Hardening. What they need: sh .ci/deps.sh hardening (make test installs it).
 # test-asan: the core built with ASan + UBSan into build/asan/ and every spec on Lua 5.4 with the ASan
 # runtime preloaded; any report fails the run. The spec helpers unset LD_PRELOAD for the processes they start.
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 test-asan:
-	@sh .ci/deps.sh hardening
 	@$(MAKE) --no-print-directory LUA=lua5.4
 	@$(MAKE) --no-print-directory CC=clang BUILD=build/asan LUA=lua5.4 CFLAGS="-O1 -g $(SAN_FLAGS)" \
 		LDFLAGS="$(SAN_FLAGS) -shared-libasan"
@@ -119,10 +135,11 @@ test-asan:
 
 # test-valgrind: 10,000 calls against the emulator under memcheck; any byte definitely or indirectly lost fails.
 test-valgrind:
-	@sh .ci/deps.sh hardening
 	@$(MAKE) --no-print-directory LUA=lua5.4
 	valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
 		--error-exitcode=1 lua5.4 spec/valgrind/loop.lua
+	valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+		--error-exitcode=1 lua5.4 spec/valgrind/redis_loop.lua
 
 # fuzz: libFuzzer targets (clang 14) for the C that handles untrusted bytes, FUZZ_TIME seconds each. Seeds and
 # regression inputs live in spec/fuzz/corpus/<target>/ (replayed first); new inputs go to build/fuzz/corpus/.
@@ -143,7 +160,6 @@ build/fuzz/fuzz_sign build/fuzz/fuzz_response build/fuzz/fuzz_encode: build/fuzz
 	clang-14 $(FUZZ_FLAGS) -I/usr/include/lua5.4 -o $@ $< $(SOURCES) -llua5.4 $(LIBS)
 
 fuzz:
-	@sh .ci/deps.sh hardening
 	@$(MAKE) --no-print-directory $(addprefix build/fuzz/,$(FUZZ_TARGETS))
 	@for t in $(FUZZ_TARGETS); do \
 		mkdir -p build/fuzz/corpus/$$t build/fuzz/artifacts; \
@@ -165,9 +181,10 @@ demo:
 # bin/tciot gets the chosen interpreter's absolute path as its first line (plain `lua` may be 5.1).
 LUA_INTERP ?= $(shell command -v $(LUA) 2>/dev/null || echo /usr/bin/$(LUA))
 
-install: $(CORE_SO)
+install: $(CORE_SO) $(REDIS_SO)
 	install -d $(DESTDIR)$(LUA_LIBDIR)/tencentcloud/iotexplorer
 	install -m 0755 $(CORE_SO) $(DESTDIR)$(LUA_LIBDIR)/tencentcloud/iotexplorer/core.so
+	install -m 0755 $(REDIS_SO) $(DESTDIR)$(LUA_LIBDIR)/tencentcloud/iotexplorer/redis_core.so
 	cd lua && find tencentcloud -name '*.lua' -exec install -D -m 0644 {} $(DESTDIR)$(LUA_SHAREDIR)/{} \;
 	install -d $(DESTDIR)$(BINDIR)
 	sed '1s|^#!.*|#!$(LUA_INTERP)|' bin/tciot > $(DESTDIR)$(BINDIR)/tciot

@@ -3,6 +3,7 @@
 # one apt-get line to run and fails. Usage: sh .ci/deps.sh demo|test|bench|hardening
 set -eu
 build="make gcc libc6-dev lua5.4 liblua5.4-dev libcurl4-openssl-dev libssl-dev lua-cjson ca-certificates"
+build="$build libhiredis-dev"  # src/redis.c (the Redis rate-limit store's connection)
 emulator="lua-socket lua-luaossl"
 case "${1:-test}" in
   demo) want="$build $emulator" ;;
@@ -10,9 +11,10 @@ case "${1:-test}" in
   # libnginx-mod-http-lua + lua-resty-core (they need luajit2, not luajit): spec/nginx_spec.lua.
   # nodejs (and npm, below): spec/conformance_spec.lua drives the emulator with the official Node.js SDK.
   test) want="$build $emulator luajit2 libluajit2-5.1-dev lua-busted lua-check luarocks clang nginx openssl nodejs"
-        want="$want libnginx-mod-http-lua lua-resty-core valgrind libclang-rt-14-dev" ;;  # and what hardening needs
-  bench) want="$build $emulator luajit2 libluajit2-5.1-dev nginx lua-curl" ;;  # spec/bench/run.sh
-  hardening) want="$build $emulator lua-busted clang valgrind libclang-rt-14-dev" ;;  # test-asan, test-valgrind, fuzz
+        want="$want libnginx-mod-http-lua lua-resty-core valgrind libclang-rt-14-dev"  # and what hardening needs
+        want="$want redis-server libhiredis-dev lua-nginx-redis" ;;  # the Redis rate-limit store (spec/redis_spec.lua)
+  bench) want="$build $emulator luajit2 libluajit2-5.1-dev nginx lua-curl redis-server lua-nginx-redis" ;;  # bench/run.sh, bench/redis_store.lua
+  hardening) want="$build $emulator lua-busted clang valgrind libclang-rt-14-dev redis-server" ;;  # test-asan, test-valgrind, fuzz
   *) echo "usage: sh .ci/deps.sh demo|test|bench|hardening" >&2; exit 2 ;;
 esac
 
@@ -28,7 +30,7 @@ case " $want " in *" nodejs "*) command -v npm >/dev/null 2>&1 || missing="$miss
 if [ "$(id -u)" -eq 0 ]; then
   echo "Installing:$missing"
   export DEBIAN_FRONTEND=noninteractive
-  # Installing nginx would start the system service on port 80: forbid service starts for this install
+  # Installing nginx or redis-server would start its system service (ports 80, 6379): forbid service starts for this install
   # (only when no policy is in place already, and only for its duration).
   policy=""
   if [ ! -e /usr/sbin/policy-rc.d ]; then

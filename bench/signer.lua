@@ -4,8 +4,8 @@
 --   <lua> bench/signer.lua MODE SECONDS      MODE: bound (signer.lua: the FFI entry on LuaJIT) | bound_capi
 --
 -- Prints "RESULT <signatures per wall second> <CPU microseconds per signature> <signatures>", as
--- spec/bench/driver.lua does, after checking the signer against the published vector. The request is the one
--- every signing baseline signs (spec/bench/sign_common.h), the key cache warm. Not a spec.
+-- bench/driver.lua does, after checking the signer against the published vector. The request is the one
+-- every signing baseline signs (bench/sign_common.h), the key cache warm. Not a spec.
 local lua_dir = jit and "luajit" or "lua5.4"
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 package.cpath = "build/" .. lua_dir .. "/?.so;" .. package.cpath

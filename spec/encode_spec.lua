@@ -76,7 +76,8 @@ describe("request encoding", function()
     assert(port, "the echo server did not start")
     echo = { pipe = pipe, port = tonumber(port) }
     url = "http://127.0.0.1:" .. port
-    session = assert(core.new_session{ timeout = 5, connect_timeout = 2 })
+    session = assert(core.new_session{ scheme = "http", host = "127.0.0.1", port = tonumber(port),
+      region = "ap-guangzhou", timeout = 5, connect_timeout = 2 })
   end)
 
   teardown(function()
@@ -88,8 +89,8 @@ describe("request encoding", function()
   end)
 
   local function call(action, params)
-    return core.call(session, { secret_id = "AKIDEXAMPLE", secret_key = "example-key", region = "ap-guangzhou",
-      endpoint = url, action = action, params = params })
+    return core.call(session, { secret_id = "AKIDEXAMPLE", secret_key = "example-key", action = action,
+      version = "2019-04-23", params = params })
   end
 
   -- The bytes core.call put on the wire for params.
@@ -156,15 +157,18 @@ describe("request encoding", function()
     it("sends a body given as JSON text exactly as given (nginx encodes before its thread)", function()
       local text = core.json_encode({ Ids = iot.empty_array, N = 1234567890123456 }, "params")
       local res = assert(core.call(session, { secret_id = "AKIDEXAMPLE", secret_key = "example-key",
-        region = "ap-guangzhou", endpoint = url, action = "Echo", body = text }))
+        action = "Echo", version = "2019-04-23", body = text }))
       assert.are.equal(text, res.Body)
-      local _, err = core.call(session, { secret_id = "AKIDEXAMPLE", secret_key = "example-key",
-        region = "ap-guangzhou", endpoint = url, action = "Echo", body = text, params = {} })
-      assert.are.equal("params", err.field)
-      _, err = core.call(session, { secret_id = "AKIDEXAMPLE", secret_key = "example-key",
-        region = "ap-guangzhou", endpoint = url, action = "Echo", body = {} })
-      assert.are.equal("body", err.field)
-      _, err = core.json_encode({ [true] = 1 }, "params")
+      -- Misuse by Lua code raises (the core's convention), naming the field.
+      local ok, msg = pcall(core.call, session, { secret_id = "AKIDEXAMPLE", secret_key = "example-key",
+        action = "Echo", version = "2019-04-23", body = text, params = {} })
+      assert.is_false(ok)
+      assert.truthy(tostring(msg):find("params or body", 1, true), msg)
+      ok, msg = pcall(core.call, session, { secret_id = "AKIDEXAMPLE", secret_key = "example-key",
+        action = "Echo", version = "2019-04-23", body = {} })
+      assert.is_false(ok)
+      assert.truthy(tostring(msg):find("'body'", 1, true), msg)
+      local _, err = core.json_encode({ [true] = 1 }, "params")
       assert.are.equal("params", err.field)
     end)
 

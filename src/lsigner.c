@@ -1,8 +1,8 @@
-/* core.signer{...}: a TC3 signer bound to one set of credentials and one request shape, for callers that
- * sign many requests with the same key (the nginx transport, proxies). core.sign reads a dozen fields from
- * a table and builds two tables per call; a bound signer reads them once, so a signature costs tc3.c's
- * work plus one Lua string (the Authorization value). The header list is call.c's (build_headers); the
- * signing is tc3.c's: nothing here knows TC3. */
+/* core.signer{...}: a TC3 signer bound to one set of credentials and one target, for callers that sign
+ * many requests with the same key (the nginx transport, proxies). core.sign reads a dozen fields from a
+ * table and builds two tables per call; a bound signer reads them once, so a signature costs tc3.c's work
+ * plus one Lua string (the Authorization value). The signing and the header list are call.c's (sign_input,
+ * build_headers), over the same target and call_input core.call uses: nothing here knows TC3. */
 #define _POSIX_C_SOURCE 200809L
 #include "lcore.h"
 
@@ -16,16 +16,14 @@
 #define DEFAULT_SERVICE "iotexplorer"
 #define DEFAULT_CONTENT_TYPE "application/json"
 #define DEFAULT_SIGNED_HEADERS "content-type;host"
-
-/* The fields copied at creation, in one block (so one wipe covers the key and the token). */
-enum { F_SECRET_ID, F_SECRET_KEY, F_TOKEN, F_REGION, F_LANGUAGE, F_SERVICE, F_HOST, F_CONTENT_TYPE,
-       F_SIGNED_HEADERS, F_COUNT };
+#define MAX_TIMESTAMP 253402300799.0  /* 9999-12-31T23:59:59Z */
 
 typedef struct bound_signer {
     tc3_signer *signer;                /* NULL once closed */
-    char *block;                       /* every field below points into it */
+    char *block;                       /* every string below, copied at creation: one wipe covers the key */
     size_t block_len;
-    lstr f[F_COUNT];                   /* s == NULL for an absent optional field */
+    target tg;                         /* host, region, language, service (url unused) */
+    call_input fixed;                  /* the credentials and the request shape; action, version, timestamp per call */
 } bound_signer;
 
 static void bound_release(bound_signer *b) {
@@ -37,7 +35,8 @@ static void bound_release(bound_signer *b) {
     }
     b->block = NULL;
     b->block_len = 0;
-    memset(b->f, 0, sizeof b->f);
+    memset(&b->tg, 0, sizeof b->tg);
+    memset(&b->fixed, 0, sizeof b->fixed);
 }
 
 /* The metatable is the methods' first upvalue: checking it costs no registry look-up per signature. */
@@ -62,7 +61,7 @@ static void check_value(lua_State *L, int arg, lstr *out) {
 /* Reads sign's and explain's arguments (action, version, timestamp?, payload) into in, and signs. */
 static void sign_args(lua_State *L, bound_signer *b, call_input *in) {
     lstr payload;
-    memset(in, 0, sizeof *in);
+    *in = b->fixed;
     check_value(L, 2, &in->action);
     check_value(L, 3, &in->version);
     if (lua_isnoneornil(L, 4)) {
@@ -70,39 +69,14 @@ static void sign_args(lua_State *L, bound_signer *b, call_input *in) {
     } else {
         if (lua_type(L, 4) != LUA_TNUMBER) luaL_argerror(L, 4, "timestamp must be a number");
         lua_Number n = lua_tonumber(L, 4);
-        if (!(n >= 0 && n <= 253402300799.0) || (lua_Number)(int64_t)n != n)
+        if (!(n >= 0 && n <= MAX_TIMESTAMP) || (lua_Number)(int64_t)n != n)
             luaL_argerror(L, 4, "must be a whole number of seconds between 1970 and 9999");
         in->timestamp = (int64_t)n;
     }
     payload.s = luaL_checklstring(L, 5, &payload.len);
-    in->secret_id = b->f[F_SECRET_ID];
-    in->secret_key = b->f[F_SECRET_KEY];
-    in->token = b->f[F_TOKEN];
-    in->region = b->f[F_REGION];
-    in->language = b->f[F_LANGUAGE];
-    in->service = b->f[F_SERVICE];
-    in->host = b->f[F_HOST];
-    in->content_type = b->f[F_CONTENT_TYPE];
-    in->signed_headers = b->f[F_SIGNED_HEADERS];
-    tc3_request r = {
-        .secret_id = in->secret_id.s, .secret_key = in->secret_key.s, .secret_key_len = in->secret_key.len,
-        .service = in->service.s, .method = "POST", .query = "", .host = in->host.s, .action = in->action.s,
-        .content_type = in->content_type.s, .signed_headers = in->signed_headers.s, .payload = payload.s,
-        .payload_len = payload.len, .timestamp = in->timestamp,
-    };
-    tc3_status st = tc3_sign(b->signer, &r);
+    tc3_status st = sign_input(b->signer, &b->tg, in, payload.s, payload.len);
     if (st != TC3_OK)
         luaL_error(L, st == TC3_NO_MEMORY ? "out of memory while signing" : "OpenSSL failed while signing");
-}
-
-/* Writes every header of the request just signed into the table at index t. */
-static void fill_headers(lua_State *L, const bound_signer *b, const call_input *in, int t) {
-    header_list l;
-    build_headers(b->signer, in, &l);
-    for (int i = 0; i < l.n; i++) {
-        lua_pushlstring(L, l.h[i].value, l.h[i].value_len);
-        lua_setfield(L, t, l.h[i].name);
-    }
 }
 
 /* signer:sign(action, version, timestamp?, payload[, headers]) -> authorization[, headers]
@@ -118,7 +92,7 @@ static int signer_sign(lua_State *L) {
     const char *auth = tc3_authorization(b->signer, &len);
     lua_pushlstring(L, auth, len);
     if (!into) return 1;
-    fill_headers(L, b, &in, 6);
+    set_headers(L, b->signer, &b->tg, &in, 6);
     lua_pushvalue(L, 6);
     return 2;
 }
@@ -131,17 +105,8 @@ static int signer_explain(lua_State *L) {
     call_input in;
     sign_args(L, b, &in);
     lua_createtable(L, 0, MAX_HEADERS);
-    fill_headers(L, b, &in, lua_gettop(L));
-    lua_createtable(L, 0, 3);
-    size_t len;
-    const char *text = tc3_canonical_request(b->signer, &len);
-    lua_pushlstring(L, text, len);
-    lua_setfield(L, -2, "canonical_request");
-    text = tc3_string_to_sign(b->signer, &len);
-    lua_pushlstring(L, text, len);
-    lua_setfield(L, -2, "string_to_sign");
-    lua_pushstring(L, tc3_signature(b->signer));
-    lua_setfield(L, -2, "signature");
+    set_headers(L, b->signer, &b->tg, &in, lua_gettop(L));
+    push_signing_parts(L, b->signer);
     return 2;
 }
 
@@ -181,34 +146,53 @@ static void push_metatable(lua_State *L) {
     lua_setfield(L, -2, "__metatable");
 }
 
-/* core.signer{ secret_id, secret_key, token?, region, language?, host, service?, content_type?,
- *              signed_headers? } -> signer | nil, err */
+static const char *const SIGNER_FIELDS[] = {
+    "secret_id", "secret_key", "token", "region", "language", "service", "host", "content_type",
+    "signed_headers", NULL,
+};
+
+/* Copies s into the block at *p; returns the copy (NULL stays NULL). */
+static lstr keep(char **p, lstr s) {
+    if (!s.s) return s;
+    char *at = *p;
+    memcpy(at, s.s, s.len);
+    at[s.len] = '\0';
+    *p += s.len + 1;
+    return (lstr){ at, s.len };
+}
+
+/* core.signer{ secret_id, secret_key, token?, host, region, language?, service?, content_type?,
+ *              signed_headers? } -> signer | nil, err (no memory, OpenSSL). The fields are core.sign's;
+ * misuse (a wrong type, an empty value, CR/LF/NUL in a header value, an unknown field) raises. */
 int core_signer(lua_State *L) {
-    static const struct { const char *name; int required; const char *fallback; } fields[F_COUNT] = {
-        [F_SECRET_ID] = { "secret_id", 1, NULL }, [F_SECRET_KEY] = { "secret_key", 1, NULL },
-        [F_TOKEN] = { "token", 0, NULL }, [F_REGION] = { "region", 1, NULL },
-        [F_LANGUAGE] = { "language", 0, NULL }, [F_SERVICE] = { "service", 0, DEFAULT_SERVICE },
-        [F_HOST] = { "host", 1, NULL }, [F_CONTENT_TYPE] = { "content_type", 0, DEFAULT_CONTENT_TYPE },
-        [F_SIGNED_HEADERS] = { "signed_headers", 0, DEFAULT_SIGNED_HEADERS },
-    };
     luaL_checktype(L, 1, LUA_TTABLE);
     lua_settop(L, 1);
-    luaL_checkstack(L, F_COUNT + 8, "too many signer fields");
-    lstr v[F_COUNT];
+    arg_known(L, 1, "signer field", SIGNER_FIELDS);
+    luaL_checkstack(L, 16, "too many signer fields");
+    call_input in;
+    memset(&in, 0, sizeof in);
+    target tg;
+    memset(&tg, 0, sizeof tg);
+    arg_string(L, 1, "secret_id", 1, HEADER_VALUE, &in.secret_id);
+    arg_string(L, 1, "secret_key", 1, ANY_BYTES, &in.secret_key);
+    arg_string(L, 1, "token", 0, HEADER_VALUE, &in.token);
+    arg_string(L, 1, "host", 1, HEADER_VALUE, &tg.host);
+    arg_string(L, 1, "region", 1, HEADER_VALUE, &tg.region);
+    arg_string(L, 1, "language", 0, HEADER_VALUE, &tg.language);
+    if (!arg_string(L, 1, "service", 0, HEADER_VALUE, &tg.service))
+        tg.service = (lstr){ DEFAULT_SERVICE, sizeof DEFAULT_SERVICE - 1 };
+    if (!arg_string(L, 1, "content_type", 0, HEADER_VALUE, &in.content_type))
+        in.content_type = (lstr){ DEFAULT_CONTENT_TYPE, sizeof DEFAULT_CONTENT_TYPE - 1 };
+    if (!arg_string(L, 1, "signed_headers", 0, HEADER_VALUE, &in.signed_headers))
+        in.signed_headers = (lstr){ DEFAULT_SIGNED_HEADERS, sizeof DEFAULT_SIGNED_HEADERS - 1 };
+    if (strcmp(in.signed_headers.s, "content-type;host") != 0
+        && strcmp(in.signed_headers.s, "content-type;host;x-tc-action") != 0)
+        luaL_error(L, "bad field 'signed_headers' (\"content-type;host\" or \"content-type;host;x-tc-action\")");
+    const lstr *all[] = { &in.secret_id, &in.secret_key, &in.token, &in.content_type, &in.signed_headers,
+                          &tg.host, &tg.region, &tg.language, &tg.service };
     size_t total = 0;
-    for (int i = 0; i < F_COUNT; i++) {
-        int rc = get_string(L, 1, fields[i].name, fields[i].required, &v[i]);
-        if (rc < 0) return 2;
-        if (rc == 0 && fields[i].fallback) {
-            v[i].s = fields[i].fallback;
-            v[i].len = strlen(fields[i].fallback);
-        }
-        if (v[i].s) total += v[i].len + 1;
-    }
-    if (strcmp(v[F_SIGNED_HEADERS].s, "content-type;host") != 0
-        && strcmp(v[F_SIGNED_HEADERS].s, "content-type;host;x-tc-action") != 0)
-        return fail_input(L, "signed_headers", "%s must be \"content-type;host\" or "
-                                               "\"content-type;host;x-tc-action\"%s", "");
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i]->s) total += all[i]->len + 1;
 
     /* The metatable goes on before any foreign object exists, so every path below is collected. */
     bound_signer *b = lua_newuserdata(L, sizeof *b);
@@ -223,14 +207,17 @@ int core_signer(lua_State *L) {
     }
     b->block_len = total;
     char *p = b->block;
-    for (int i = 0; i < F_COUNT; i++) {
-        if (!v[i].s) continue;
-        memcpy(p, v[i].s, v[i].len);
-        p[v[i].len] = '\0';
-        b->f[i].s = p;
-        b->f[i].len = v[i].len;
-        p += v[i].len + 1;
-    }
+    call_input *f = &b->fixed;
+    f->secret_id = keep(&p, in.secret_id);
+    f->secret_key = keep(&p, in.secret_key);
+    f->token = keep(&p, in.token);
+    f->content_type = keep(&p, in.content_type);
+    f->signed_headers = keep(&p, in.signed_headers);
+    f->method = (lstr){ "POST", 4 };
+    b->tg.host = keep(&p, tg.host);
+    b->tg.region = keep(&p, tg.region);
+    b->tg.language = keep(&p, tg.language);
+    b->tg.service = keep(&p, tg.service);
     return 1;
 }
 
@@ -254,15 +241,12 @@ const char *tciot_signer_sign(void *ud, const char *action, size_t action_len, c
                               size_t *auth_len) {
     bound_signer *b = ud;
     if (!b || !b->signer || !header_safe(action, action_len) || !header_safe(version, version_len) || !payload
-        || !(timestamp >= 0 && timestamp <= 253402300799.0) || (double)(int64_t)timestamp != timestamp)
+        || !(timestamp >= 0 && timestamp <= MAX_TIMESTAMP) || (double)(int64_t)timestamp != timestamp)
         return NULL;
-    tc3_request r = {
-        .secret_id = b->f[F_SECRET_ID].s, .secret_key = b->f[F_SECRET_KEY].s,
-        .secret_key_len = b->f[F_SECRET_KEY].len, .service = b->f[F_SERVICE].s, .method = "POST", .query = "",
-        .host = b->f[F_HOST].s, .action = action, .content_type = b->f[F_CONTENT_TYPE].s,
-        .signed_headers = b->f[F_SIGNED_HEADERS].s, .payload = payload, .payload_len = payload_len,
-        .timestamp = (int64_t)timestamp,
-    };
-    if (tc3_sign(b->signer, &r) != TC3_OK) return NULL;
+    call_input in = b->fixed;
+    in.action = (lstr){ action, action_len };
+    in.version = (lstr){ version, version_len };
+    in.timestamp = (int64_t)timestamp;
+    if (sign_input(b->signer, &b->tg, &in, payload, payload_len) != TC3_OK) return NULL;
     return tc3_authorization(b->signer, auth_len);
 }

@@ -19,6 +19,8 @@ errors.CREDENTIAL_ERROR = "ClientError.CredentialError"
 errors.CLIENT_CLOSED = "ClientError.ClientClosed"
 errors.TIMEOUT = "ClientError.Timeout"
 errors.NETWORK_ERROR = "ClientError.NetworkError"
+-- The shared rate-limit store (redis_store.lua with on_failure = "error") could not be reached: nothing sent.
+errors.RATE_LIMITER_UNAVAILABLE = "ClientError.RateLimiterUnavailable"
 -- Waiting for a batch and downloading its device file (batch.lua).
 errors.BATCH_FAILED = "ClientError.BatchFailed"
 errors.BATCH_NOT_READY = "ClientError.BatchNotReady"

@@ -27,6 +27,7 @@ local iot = {
 iot.is_error = errors.is_error
 iot.array = core.array                 -- iot.array(t) -> t, sent as a JSON array even when empty
 iot.empty_array = core.empty_array     -- a read-only empty table sent as []
+iot.redis_store = require("tencentcloud.iotexplorer.redis_store").new
 
 local invalid = check.invalid
 
@@ -154,6 +155,7 @@ local function session_options(o, region, endpoint)
     scheme = endpoint.scheme, host = endpoint.host, port = endpoint.port, region = region, language = o.language,
     timeout = o.timeout or defaults.timeout, connect_timeout = o.connect_timeout or defaults.connect_timeout,
     ca_file = o.ca_file, ca_path = o.ca_path, proxy = o.proxy, max_response_bytes = o.max_response_bytes,
+    interruptible = true,   -- a plain script's Ctrl-C ends a call at once (ngx.lua turns this off)
   }
 end
 
@@ -175,6 +177,10 @@ local function nginx_support(o, session_opts)
     return nil, invalid(field, nerr)
   end
   return nginx
+end
+
+local function interruptible_sleep(seconds)
+  return core.sleep(seconds, true)
 end
 
 function iot.new(o)
@@ -218,7 +224,7 @@ function iot.new(o)
     return nil, errors.from_core(serr or { code = errors.INVALID_PARAMETER, message = tostring(session) })
   end
 
-  local sleep = o.sleep or (nginx and nginx.sleep) or core.sleep
+  local sleep = o.sleep or (nginx and nginx.sleep) or interruptible_sleep
   local self = setmetatable({
     region = region,
     endpoint = endpoint.url,
@@ -415,6 +421,7 @@ function Client:download_batch_production(params, path, opts)
   return batch.download(self, params, path, opts, p and function(req)
     if p.transport then
       req.on_progress = nil   -- inside nginx the transfer runs in a thread VM, where no Lua function can go
+      req.keep_partial = nil  -- the next attempt may run in another thread VM, whose session has no partial
       return p.transport("download", req)
     end
     return core.download(p.session, req)

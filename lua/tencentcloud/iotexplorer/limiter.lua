@@ -7,20 +7,27 @@
 -- 1.04 s, which tolerates ~40 ms of jitter before the server could see 21 in a
 -- second, while still delivering 96% of the limit.
 --
--- State lives in a store, so several clients (or several nginx workers) can share
--- one budget. A store is any object with one method:
+-- State lives in a store, so several clients (several nginx workers, several machines) can share one
+-- budget. A store is any object with one method:
 --
 --   store:reserve(key, interval, now, max_wait) -> wait
 --                                                -> nil, wait
+--                                                -> nil, nil, err
 --     Atomically: let slot = max(next[key] or now, now).
 --     If slot - now <= max_wait: set next[key] = slot + interval and return
 --     slot - now (seconds the caller must wait before sending; 0 = send now).
 --     Otherwise reserve nothing and return nil, slot - now.
 --     `now` comes from the limiter's clock (monotonic, same on every process of
---     one machine: CLOCK_MONOTONIC), so a store need not read a clock itself.
+--     one machine: CLOCK_MONOTONIC). A store may use its own clock instead, as
+--     long as every user of one key reads the same one (the Redis store reads the
+--     server's TIME, so machines whose clocks differ still agree); the wait it
+--     returns is relative either way.
+--     nil, nil, err: the store could not decide (e.g. its server is unreachable and
+--     it was told not to fall back): nothing was reserved and the caller must not
+--     send; err is an error object (errors.lua) with sent = false.
 --
--- limiter.memory_store() is the in-process store; a shared-memory store (e.g. on
--- ngx.shared.DICT) only has to make reserve atomic across workers.
+-- limiter.memory_store() is the in-process store; ngx.lua has one on ngx.shared.DICT
+-- (one nginx), redis_store.lua one on Redis (a fleet).
 
 local limiter = {}
 
@@ -69,19 +76,39 @@ function limiter.new(o)
   }, Limiter)
 end
 
--- Waits for this caller's slot under `key` (default the limiter's own), sleeping with `sleep` (default the
--- limiter's own: a scheduler of many calls passes one that yields). Returns the seconds waited, or nil and
--- the wait that would have been needed when it exceeds max_wait (nothing is reserved then, so giving up
--- costs the other callers nothing).
+-- A caller that wakes this much later than its slot (a loaded machine, a GC pause, a slow reply from a
+-- shared store) gives the slot up and takes a new one instead of sending late: the slot after it was planned
+-- one interval after this one, so a late request would arrive closer to the next than the interval, and a
+-- few such requests add up to one too many in some second. Giving a slot up costs throughput, never the
+-- limit. At most MAX_LATE_RETRIES times per call, then it sends anyway.
+limiter.MAX_LATE = 0.02
+limiter.MAX_LATE_RETRIES = 3
+
+-- Waits for this caller's slot under key (default: the limiter's own key), sleeping
+-- with sleep (default: the limiter's own; a scheduler passes one that yields).
+-- Returns the seconds slept; or nil and the wait that would have been needed when
+-- it exceeds what is left of max_wait (nothing is reserved then, so giving up costs
+-- the other callers nothing); or nil, nil, err when the store failed (nothing
+-- reserved, send nothing).
 function Limiter:acquire(max_wait, key, sleep)
-  local wait, needed = self.store:reserve(key or self.key, self.interval, self.now(), max_wait or math.huge)
-  if not wait then
-    return nil, needed
+  key = key or self.key
+  max_wait = max_wait or math.huge
+  local started = self.now()
+  local slept = 0
+  for attempt = 0, limiter.MAX_LATE_RETRIES do
+    local asked = self.now()
+    local wait, needed, err = self.store:reserve(key, self.interval, asked, max_wait - (asked - started))
+    if not wait then
+      return nil, needed, err
+    end
+    if wait > 0 then
+      (sleep or self.sleep)(wait)
+      slept = slept + wait
+    end
+    if attempt == limiter.MAX_LATE_RETRIES or self.now() - (asked + wait) <= limiter.MAX_LATE then
+      return slept
+    end
   end
-  if wait > 0 then
-    (sleep or self.sleep)(wait)
-  end
-  return wait
 end
 
 return limiter

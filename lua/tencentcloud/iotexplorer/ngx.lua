@@ -149,7 +149,8 @@ local MAX_THREAD_SESSIONS = 32
 
 local function session_key(o)
   return table.concat({
-    tostring(o.timeout), tostring(o.connect_timeout), tostring(o.ca_file), tostring(o.ca_path),
+    tostring(o.scheme), tostring(o.host), tostring(o.port), tostring(o.region), tostring(o.language),
+    tostring(o.service), tostring(o.timeout), tostring(o.connect_timeout), tostring(o.ca_file), tostring(o.ca_path),
     tostring(o.proxy), tostring(o.max_response_bytes),
   }, "\0")
 end
@@ -168,7 +169,7 @@ local function cached_session(cache, key, opts)
   return s, err
 end
 
--- kind: "call", "describe_batch_production" or "download"; session_opts: core.new_session's options, and
+-- kind: "call" or "download"; session_opts: core.new_session's options, and
 -- key, session_key(session_opts), computed once by the transport; req: the core's request table. Returns
 -- what the core returns: Response | nil, err (plain tables).
 function M.thread_call(kind, session_opts, req, key)
@@ -225,8 +226,7 @@ local function new_transport(pool, session_opts, location)
   local local_sessions = {} -- pid -> session, for phases that cannot use the thread pool
   local key = session_key(session_opts)
   -- With an internal proxy location, calls go through nginx's upstream where subrequests work (ngx_http.lua).
-  local subrequest = location and require("tencentcloud.iotexplorer.ngx_http").new(location,
-    session_opts.max_response_bytes or require("tencentcloud.iotexplorer.defaults").max_response_bytes)
+  local subrequest = location and require("tencentcloud.iotexplorer.ngx_http").new(location, session_opts)
 
   local function blocking(kind, req)
     local s, err = cached_session(local_sessions, ngx.worker.pid(), session_opts)
@@ -278,7 +278,7 @@ local function new_transport(pool, session_opts, location)
   return transport, close
 end
 
--- The CVM role's metadata fetch (credentials.http_get uses blocking LuaSocket): in the thread pool
+-- The CVM role's metadata fetch (credentials.http_get, a blocking core.http_get): in the thread pool
 -- where possible.
 local function new_http_get(pool)
   return function(url, timeout)
@@ -307,7 +307,7 @@ local warned_no_dict = false
 -- true or a table { thread_pool = "iotexplorer", shared_dict = "iotexplorer", location = nil } (location: the
 -- internal proxy location of ngx_http.lua). Returns
 -- { transport, close, sleep, store, http_get, random } or nil, message, field.
-function M.setup(o, session_opts)
+function M.setup(o, client_session_opts)
   local n = o.nginx
   if n == nil or n == true then
     n = {}
@@ -342,6 +342,11 @@ function M.setup(o, session_opts)
     end
   end
 
+  local session_opts = {}
+  for k, v in pairs(client_session_opts) do
+    session_opts[k] = v
+  end
+  session_opts.interruptible = false   -- nginx owns its signals
   local transport, close = new_transport(pool, session_opts, n.location)
   return {
     transport = transport,

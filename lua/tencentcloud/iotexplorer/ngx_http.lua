@@ -107,27 +107,32 @@ end
 
 local json_encode = core.json_encode
 
+-- The Host header of a session's target, as session.c writes it: host[:port], an IPv6 literal bracketed.
+local function host_header(o)
+  local host = o.host
+  if host:find(":", 1, true) and host:sub(1, 1) ~= "[" then host = "[" .. host .. "]" end
+  return o.port and (host .. ":" .. o.port) or host
+end
+
 -- Returns transport(kind, req) -> Response | nil, err for core.call requests, or nil when the phase has
--- no subrequests or the request is not a call (the caller then uses the thread pool).
--- location: the internal location's URI; max_bytes: the session's max_response_bytes.
-function M.new(location, max_bytes)
+-- no subrequests or the request is not a signed call (the caller then uses the thread pool).
+-- location: the internal location's URI; session_opts: core.new_session's options (the target: host, port,
+-- region, language, service, fixed for the client's life; max_response_bytes).
+function M.new(location, session_opts)
+  local max_bytes = session_opts.max_response_bytes or require("tencentcloud.iotexplorer.defaults").max_response_bytes
+  local target = { host = host_header(session_opts), region = session_opts.region,
+    language = session_opts.language, service = session_opts.service }
   local signers, n_signers = {}, 0
   local capture = ngx.location.capture
   local get_phase = ngx.get_phase
   local POST = ngx.HTTP_POST
   local empty = setmetatable({}, { __newindex = function() error("read-only", 2) end })
-  local hosts = {}
 
-  -- One bound signer per credentials and session fields, with its variables: those of the headers that are
-  -- the same for every call of the signer are filled once, here, from the signer's own header list.
-  local function new_entry(req)
-    local host = hosts[req.endpoint]
-    if not host then
-      host = req.endpoint:match("^[%a]+://([^/]+)/?$")
-      hosts[req.endpoint] = host
-    end
+  -- One bound signer per credentials, with its variables: those of the headers that are the same for every
+  -- call of the signer are filled once, here, from the signer's own header list.
+  local function new_entry(req, key)
     local s, err = signer.new{ secret_id = req.secret_id, secret_key = req.secret_key, token = req.token,
-      region = req.region, language = req.language, host = host }
+      host = target.host, region = target.region, language = target.language, service = target.service }
     if not s then return nil, err end
     if n_signers >= 16 then       -- rotated credentials: forget the old ones (closing wipes their keys)
       for k, old in pairs(signers) do
@@ -140,11 +145,9 @@ function M.new(location, max_bytes)
     for _, v in ipairs(M.variables()) do vars[v] = "" end   -- an unset variable is logged per request
     local _, headers = s:sign("-", "-", 0, "", {})
     for name, value in pairs(headers) do vars[M.variable(name)] = value end
-    local e = { signer = s, vars = vars, options = { method = POST, vars = vars },
-      secret_id = req.secret_id, secret_key = req.secret_key, token = req.token, region = req.region,
-      language = req.language, endpoint = req.endpoint }
-    signers[e.secret_id .. "\0" .. e.secret_key .. "\0" .. (e.token or "") .. "\0" .. e.region .. "\0"
-      .. (e.language or "") .. "\0" .. e.endpoint] = e
+    local e = { signer = s, vars = vars, options = { method = POST, vars = vars }, key = key,
+      secret_id = req.secret_id, secret_key = req.secret_key, token = req.token }
+    signers[key] = e
     n_signers = n_signers + 1
     return e
   end
@@ -154,19 +157,16 @@ function M.new(location, max_bytes)
     local e = last
     -- The same credentials as last time (the usual case) are the same strings: compared without hashing.
     if e and e.secret_key == req.secret_key and e.secret_id == req.secret_id and e.token == req.token
-      and e.region == req.region and e.language == req.language and e.endpoint == req.endpoint
-      and signers[e.key] ~= nil then
+      and signers[e.key] == e then
       return e
     end
-    local key = req.secret_id .. "\0" .. req.secret_key .. "\0" .. (req.token or "") .. "\0" .. req.region
-      .. "\0" .. (req.language or "") .. "\0" .. req.endpoint
+    local key = req.secret_id .. "\0" .. req.secret_key .. "\0" .. (req.token or "")
     e = signers[key]
     if not e then
       local err
-      e, err = new_entry(req)
+      e, err = new_entry(req, key)
       if not e then return nil, err end
     end
-    e.key = key
     last = e
     return e
   end
@@ -176,7 +176,7 @@ function M.new(location, max_bytes)
   local VERSION_VAR, TIMESTAMP = M.variable("X-TC-Version"), M.variable("X-TC-Timestamp")
 
   return function(kind, req)
-    if kind ~= "call" or not M.CAPTURABLE[get_phase()] then
+    if kind ~= "call" or req.unsigned or not M.CAPTURABLE[get_phase()] then
       return nil
     end
     local body = req.body
@@ -189,17 +189,7 @@ function M.new(location, max_bytes)
     if not e then return false, err end
     local vars = e.vars
     local action, version, timestamp = req.action, req.version or VERSION, req.timestamp or os.time()
-    -- The signer raises on a value no header may carry; the core's transport answers nil, err: so do we.
-    -- Checked once per distinct string (the usual action and version are the same strings every call).
-    if action ~= e.checked_action or version ~= e.checked_version then
-      for field, v in pairs({ action = action, version = version }) do
-        if type(v) ~= "string" or v == "" or v:find("[%z\r\n]") then
-          return false, { code = "ClientError.InvalidParameter", field = field, sent = false,
-            message = field .. " must be a non-empty string without CR, LF or NUL" }
-        end
-      end
-      e.checked_action, e.checked_version = action, version
-    end
+    -- A value no header may carry (CR, LF, NUL, "") raises in the signer, as it does in core.call.
     -- What sign's arguments change; the signer's other headers are already in vars.
     vars[AUTHORIZATION] = e.signer:sign(action, version, timestamp, body)
     vars[ACTION], vars[VERSION_VAR], vars[TIMESTAMP] = action, version, string.format("%d", timestamp)

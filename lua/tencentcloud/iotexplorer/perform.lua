@@ -77,8 +77,11 @@ local function attempt(n, remaining, call)
   local waited = 0
   if self.limiter then
     local key = (self.rate_limit_key or creds.secret_id) .. "/" .. call.action
-    local w, needed = self.limiter:acquire(remaining, key, call.sleep)
+    local w, needed, lerr = self.limiter:acquire(remaining, key, call.sleep)
     if not w then
+      if lerr then
+        return nil, lerr -- the store failed (ClientError.RateLimiterUnavailable): nothing sent, not retried
+      end
       return nil, out_of_time(call, creds, string.format("before the rate limiter's next slot (%.3fs away)", needed))
     end
     waited = w
@@ -137,8 +140,14 @@ local function decide(err, _, call)
     return false
   end
   if type(code) == "string" and code:find("^AuthFailure") then
-    -- Temporary keys may have been revoked or rotated: fetch fresh ones next time.
-    call.p.chain:invalidate()
+    -- Temporary keys may have been revoked or rotated: fetch fresh ones and try once more.
+    if not call.refetched and call.p.chain:invalidate() then
+      call.refetched = true
+      return "now"
+    end
+    if call.refetched then
+      err.message = tostring(err.message) .. " (new keys from " .. tostring(call.source) .. " were rejected too)"
+    end
     return false
   end
   return errors.is_retryable(err, call.action) and "backoff"

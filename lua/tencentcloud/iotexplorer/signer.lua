@@ -83,7 +83,8 @@ if ffi then
   FfiSigner.__tostring = function(self) return tostring(self.core) end
 end
 
--- signer.new(opts) -> signer | nil, err (the core's error table)
+-- signer.new(opts) -> signer | nil, err (the core's error table, when memory or OpenSSL fails). opts are
+-- core.signer's (core.sign's target and credential fields); a bad or unknown one raises.
 function M.new(opts)
   local s, err = core.signer(opts)
   if not s or not ffi then
