@@ -29,7 +29,7 @@ build = {
    modules = {
       ["tencentcloud.iotexplorer.core"] = {
          sources = { "src/core.c", "src/lcore.c", "src/session.c", "src/call.c", "src/download.c", "src/tc3.c",
-                     "src/http.c" },
+                     "src/http.c", "src/multi.c" },
          libraries = { "curl", "crypto", "pthread", "m" },
          incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
@@ -48,6 +48,7 @@ build = {
       ["tencentcloud.iotexplorer.emulator.tc3"] = "lua/tencentcloud/iotexplorer/emulator/tc3.lua",
       ["tencentcloud.iotexplorer.errors"] = "lua/tencentcloud/iotexplorer/errors.lua",
       ["tencentcloud.iotexplorer.limiter"] = "lua/tencentcloud/iotexplorer/limiter.lua",
+      ["tencentcloud.iotexplorer.many"] = "lua/tencentcloud/iotexplorer/many.lua",
       ["tencentcloud.iotexplorer.ngx"] = "lua/tencentcloud/iotexplorer/ngx.lua",
       ["tencentcloud.iotexplorer.retry"] = "lua/tencentcloud/iotexplorer/retry.lua",
    },

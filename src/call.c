@@ -15,7 +15,6 @@
 #define DEFAULT_VERSION "2019-04-23"
 #define DEFAULT_CONTENT_TYPE "application/json"
 #define DEFAULT_SIGNED_HEADERS "content-type;host"
-#define MAX_HEADERS 16
 
 /* Splits an http(s) endpoint into the Host header value and the URL to post to ("scheme://host/"). */
 static int parse_endpoint(lua_State *L, const lstr *endpoint, lstr *host) {
@@ -161,7 +160,7 @@ static int fail_signing(lua_State *L, tc3_status st) {
 typedef struct header { const char *name, *value; size_t value_len; } header;
 
 typedef struct header_list {
-    header h[MAX_HEADERS];
+    header h[CALL_MAX_HEADERS];
     int n;
     char stamp[24];                    /* the X-TC-Timestamp value */
 } header_list;
@@ -187,23 +186,23 @@ static void build_headers(const tc3_signer *signer, const call_input *in, header
 }
 
 /* The header lines ("Name: value") and the URL of one request, NUL-terminated one after the other in the
- * session's scratch buffer: no Lua strings, so nothing for the collector. Returns the line count, or -1 when
- * out of memory. */
-static int request_lines(session *s, const call_input *in, const char **lines, const char **url) {
+ * scratch buffer (the session's or a multi handle's): no Lua strings, so nothing for the collector. Returns
+ * the line count, or -1 when out of memory. */
+static int request_lines(const tc3_signer *signer, call_scratch *scratch, const call_input *in,
+                         const char **lines, const char **url) {
     header_list l;
-    build_headers(s->signer, in, &l);
+    build_headers(signer, in, &l);
     size_t url_len = (size_t)(in->host.s + in->host.len - in->endpoint.s);
     size_t need = url_len + 2;
     for (int i = 0; i < l.n; i++) need += strlen(l.h[i].name) + 3 + l.h[i].value_len;
-    if (need > s->scratch_cap) {
+    if (need > scratch->cap) {
         char *p = malloc(need);
         if (!p) return -1;
-        if (s->scratch) OPENSSL_cleanse(s->scratch, s->scratch_cap);
-        free(s->scratch);
-        s->scratch = p;
-        s->scratch_cap = need;
+        call_scratch_free(scratch);
+        scratch->data = p;
+        scratch->cap = need;
     }
-    char *p = s->scratch;
+    char *p = scratch->data;
     for (int i = 0; i < l.n; i++) {
         size_t name_len = strlen(l.h[i].name);
         lines[i] = p;
@@ -217,6 +216,13 @@ static int request_lines(session *s, const call_input *in, const char **lines, c
     memcpy(p, in->endpoint.s, url_len);
     memcpy(p + url_len, "/", 2);
     return l.n;
+}
+
+void call_scratch_free(call_scratch *scratch) {
+    if (scratch->data) OPENSSL_cleanse(scratch->data, scratch->cap);   /* held Authorization, maybe a token */
+    free(scratch->data);
+    scratch->data = NULL;
+    scratch->cap = 0;
 }
 
 /* core.sign(t) -> headers, { canonical_request, string_to_sign, signature } */
@@ -341,59 +347,6 @@ int core_decode_response(lua_State *L) {
 }
 #endif
 
-/* Signs and posts the JSON body at stack index body_idx; the common fields are already read into in. */
-static int perform(lua_State *L, session *s, call_input *in, int body_idx) {
-    size_t body_len;
-    const char *body = lua_tolstring(L, body_idx, &body_len);
-    lua_pushlstring(L, in->host.s, in->host.len);
-    const char *host = lua_tostring(L, -1);
-    tc3_status st = sign_input(s->signer, in, host, body, body_len);
-    if (st != TC3_OK) return fail_signing(L, st);
-
-    const char *lines[MAX_HEADERS], *url;
-    int n = request_lines(s, in, lines, &url);
-    if (n < 0) return fail_signing(L, TC3_NO_MEMORY);
-    http_request req = {
-        .method = "POST", .url = url, .headers = lines, .header_count = (size_t)n, .body = body,
-        .body_len = body_len, .timeout_ms = in->timeout_ms, .connect_timeout_ms = in->connect_timeout_ms,
-        .fresh_connection = in->fresh_connection,
-    };
-    http_result r;
-    s->busy = 1;
-    http_status hs = http_perform(s->http, &req, &r);
-    s->busy = 0;
-    int results = hs != HTTP_OK ? transport_failure(L, &r) : decode_response(L, &r);
-    if (s->close_pending) session_release(s);      /* r.body lives in the session: release after decoding */
-    return results;
-}
-
-
-/* core.describe_batch_production(session, req) -> Response | nil, err */
-int core_describe_batch_production(lua_State *L) {
-    session *s = check_session(L);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    if (session_unusable(L, s)) return 2;
-    call_input in;
-    memset(&in, 0, sizeof in);
-    lstr product, batch;
-    if (read_common(L, 2, &in, 1) || get_string(L, 2, "ProductId", 1, &product) < 0
-        || get_string(L, 2, "BatchProductionId", 1, &batch) < 0)
-        return 2;
-    in.action.s = "DescribeBatchProduction";
-    in.version.s = DEFAULT_VERSION;
-    in.method.s = "POST";
-
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    luaL_addstring(&b, "{\"ProductId\":");
-    add_json_string(&b, &product);
-    luaL_addstring(&b, ",\"BatchProductionId\":");
-    add_json_string(&b, &batch);
-    luaL_addchar(&b, '}');
-    luaL_pushresult(&b);
-    return perform(L, s, &in, lua_gettop(L));
-}
-
 /* The request encoding, in one place: replaces the params table at index t by its JSON text. Returns 0, or
  * 2 with nil, err pushed. */
 static int encode_request(lua_State *L, int t) {
@@ -407,26 +360,86 @@ static int encode_request(lua_State *L, int t) {
     return 0;
 }
 
-/* core.call(session, { action, version?, params?, ...common }) -> Response | nil, err */
-int core_call(lua_State *L) {
-    session *s = check_session(L);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    if (session_unusable(L, s)) return 2;
-    call_input in;
-    memset(&in, 0, sizeof in);
-    if (read_common(L, 2, &in, 1) || get_string(L, 2, "action", 1, &in.action) < 0
-        || get_string(L, 2, "version", 0, &in.version) < 0)
+/* Reads the action's own fields and pushes the JSON body: for core.describe_batch_production the two ids,
+ * for core.call { action, version?, params? }. Returns 0, or 2 with nil, err pushed. */
+static int read_body(lua_State *L, int t, call_kind kind, call_input *in) {
+    if (kind == CALL_DESCRIBE_BATCH_PRODUCTION) {
+        lstr product, batch;
+        if (get_string(L, t, "ProductId", 1, &product) < 0 || get_string(L, t, "BatchProductionId", 1, &batch) < 0)
+            return 2;
+        in->action.s = "DescribeBatchProduction";
+        in->version.s = DEFAULT_VERSION;
+        luaL_Buffer b;
+        luaL_buffinit(L, &b);
+        luaL_addstring(&b, "{\"ProductId\":");
+        add_json_string(&b, &product);
+        luaL_addstring(&b, ",\"BatchProductionId\":");
+        add_json_string(&b, &batch);
+        luaL_addchar(&b, '}');
+        luaL_pushresult(&b);
+        return 0;
+    }
+    if (get_string(L, t, "action", 1, &in->action) < 0 || get_string(L, t, "version", 0, &in->version) < 0)
         return 2;
-    if (!in.version.s) in.version.s = DEFAULT_VERSION;
-    in.method.s = "POST";
-    lua_getfield(L, 2, "params");
+    if (!in->version.s) in->version.s = DEFAULT_VERSION;
+    lua_getfield(L, t, "params");
     if (lua_isnil(L, -1)) {
         lua_pop(L, 1);
         lua_newtable(L);
     } else if (!lua_istable(L, -1)) {
         return fail_input(L, "params", "%s must be a table, got %s", luaL_typename(L, -1));
     }
-    if (encode_request(L, lua_gettop(L))) return 2;
-    return perform(L, s, &in, lua_gettop(L));
+    return encode_request(L, lua_gettop(L));
 }
 
+int call_build(lua_State *L, int t, call_kind kind, tc3_signer *signer, call_scratch *scratch,
+               const char **lines, http_request *req) {
+    call_input in;
+    memset(&in, 0, sizeof in);
+    if (read_common(L, t, &in, 1) || read_body(L, t, kind, &in)) return 2;
+    in.method.s = "POST";
+    size_t body_len;
+    const char *body = lua_tolstring(L, -1, &body_len);
+    lua_pushlstring(L, in.host.s, in.host.len);
+    const char *host = lua_tostring(L, -1);
+    tc3_status st = sign_input(signer, &in, host, body, body_len);
+    if (st != TC3_OK) return fail_signing(L, st);
+
+    const char *url;
+    int n = request_lines(signer, scratch, &in, lines, &url);
+    if (n < 0) return fail_signing(L, TC3_NO_MEMORY);
+    http_request r = {
+        .method = "POST", .url = url, .headers = lines, .header_count = (size_t)n, .body = body,
+        .body_len = body_len, .timeout_ms = in.timeout_ms, .connect_timeout_ms = in.connect_timeout_ms,
+        .fresh_connection = in.fresh_connection,
+    };
+    *req = r;
+    return 0;
+}
+
+int call_result(lua_State *L, http_status hs, const http_result *r) {
+    return hs != HTTP_OK ? transport_failure(L, r) : decode_response(L, r);
+}
+
+/* Builds and performs one call on the session. */
+static int perform(lua_State *L, call_kind kind) {
+    session *s = check_session(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (session_unusable(L, s)) return 2;
+    const char *lines[CALL_MAX_HEADERS];
+    http_request req;
+    if (call_build(L, 2, kind, s->signer, &s->scratch, lines, &req)) return 2;
+    http_result r;
+    s->busy = 1;
+    http_status hs = http_perform(s->http, &req, &r);
+    s->busy = 0;
+    int results = call_result(L, hs, &r);
+    if (s->close_pending) session_release(s);      /* r.body lives in the session: release after decoding */
+    return results;
+}
+
+/* core.describe_batch_production(session, { ProductId, BatchProductionId, ...common }) -> Response | nil, err */
+int core_describe_batch_production(lua_State *L) { return perform(L, CALL_DESCRIBE_BATCH_PRODUCTION); }
+
+/* core.call(session, { action, version?, params?, ...common }) -> Response | nil, err */
+int core_call(lua_State *L) { return perform(L, CALL_ACTION); }

@@ -26,14 +26,16 @@
 #define UV_SIGNER lua_upvalueindex(1)  /* the signer core.sign uses */
 #define UV_JSON lua_upvalueindex(2)    /* a private cjson.safe instance: nobody else's settings */
 
+/* Where a request's header lines and URL are written; wiped when freed (it holds the Authorization). */
+typedef struct call_scratch { char *data; size_t cap; } call_scratch;
+
 typedef struct session {
     http_session *http;
     tc3_signer *signer;
     long timeout_ms, connect_timeout_ms;
     int busy;                          /* a transfer is running: Lua code in its callback may call us */
     int close_pending;                 /* close() was called during that transfer */
-    char *scratch;                     /* header lines and URL of the request being sent, reused */
-    size_t scratch_cap;
+    call_scratch scratch;              /* header lines and URL of the request being sent, reused */
 } session;
 
 typedef struct signer_box { tc3_signer *signer; } signer_box;
@@ -66,6 +68,22 @@ void session_release(session *s);
 int session_unusable(lua_State *L, const session *s);
 int session_close(lua_State *L);
 int session_tostring(lua_State *L);
+
+/* ---- building a call (call.c) ---- */
+
+#define CALL_MAX_HEADERS 16
+
+typedef enum call_kind { CALL_ACTION, CALL_DESCRIBE_BATCH_PRODUCTION } call_kind;
+
+/* Reads the request table at t (core.call's fields for CALL_ACTION, core.describe_batch_production's for the
+ * other), signs it with signer and fills req: header lines in lines (CALL_MAX_HEADERS of room) and the URL
+ * in scratch, the body and the strings req points at left on the Lua stack. Needs the module's upvalues.
+ * Returns 0, or 2 with nil, err pushed. */
+int call_build(lua_State *L, int t, call_kind kind, tc3_signer *signer, call_scratch *scratch,
+               const char **lines, http_request *req);
+/* Pushes what a call returns for a finished transfer: the Response, or nil, err. Returns 1 or 2. */
+int call_result(lua_State *L, http_status hs, const http_result *r);
+void call_scratch_free(call_scratch *scratch);
 
 /* ---- the functions the module exports ---- */
 

@@ -4,8 +4,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "lcore.h"
 
-#include <openssl/crypto.h>
-
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,10 +17,7 @@ session *check_session(lua_State *L) { return luaL_checkudata(L, 1, SESSION_MT);
 void session_release(session *s) {
     http_session_free(s->http);
     tc3_signer_free(s->signer);        /* wipes the cached signing keys */
-    if (s->scratch) OPENSSL_cleanse(s->scratch, s->scratch_cap);   /* held Authorization, maybe a token */
-    free(s->scratch);
-    s->scratch = NULL;
-    s->scratch_cap = 0;
+    call_scratch_free(&s->scratch);
     s->http = NULL;
     s->signer = NULL;
 }

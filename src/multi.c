@@ -1,0 +1,275 @@
+/* The multi handle: up to `concurrency` transfers in flight at once, each signed and built exactly as a
+ * single call (call.c's call_build, one header list) and answered exactly as one (call_result).
+ *
+ *   local m = core.new_multi(session, { concurrency = 8 })   -- the session's CA, proxy, timeouts, limits
+ *   m:add(id, "describe_batch_production" | "call", req)      -- true | nil, err (refused: nothing was sent)
+ *   local ids, results, errs = m:wait(seconds)              -- finished transfers: ids[k], then results[k]
+ *                                                            -- or errs[k], as core.call returns them
+ *   m:abandon(id)                                            -- stops one transfer: may it have been sent?
+ *   m:close()                                                -- idempotent; also __gc
+ *
+ * Its easy handles live as long as it does, so connections are reused from one batch to the next; the
+ * connection cache and the per-host limit are both `concurrency`. wait() blocks in one curl_multi_poll until
+ * a transfer finishes or the timeout passes: no busy loop. No Lua runs while libcurl does: its callbacks are
+ * http.c's plain C, and Lua values are made only after libcurl has returned. A request that asks for a fresh
+ * connection (writes) gets one, so libcurl never resends it on a reused connection found dead. */
+#define _POSIX_C_SOURCE 200809L
+#include "multi.h"
+#include "lcore.h"
+
+#include <curl/curl.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum slot_state { SLOT_FREE, SLOT_RUNNING, SLOT_DONE };
+
+typedef struct slot {
+    http_session *http;
+    lua_Integer id;
+    enum slot_state state;
+    int curl_code;                     /* the transfer's result, once SLOT_DONE */
+} slot;
+
+typedef struct multi {
+    CURLM *curlm;                      /* NULL once closed */
+    tc3_signer *signer;
+    call_scratch scratch;
+    int size;                          /* slots with an easy handle */
+    slot slots[MULTI_MAX_CONCURRENCY];
+} multi;
+
+static multi *check_multi(lua_State *L) { return luaL_checkudata(L, 1, MULTI_MT); }
+
+/* Frees everything; what is in flight is dropped (libcurl closes its connection). Safe to repeat. */
+static void multi_release(multi *m) {
+    for (int i = 0; i < m->size; i++) {
+        slot *sl = &m->slots[i];
+        if (sl->state != SLOT_FREE) {
+            http_result r;
+            if (sl->state == SLOT_RUNNING) curl_multi_remove_handle(m->curlm, http_easy(sl->http));
+            http_end(sl->http, CURLE_ABORTED_BY_CALLBACK, &r);
+            sl->state = SLOT_FREE;
+        }
+    }
+    if (m->curlm) curl_multi_cleanup(m->curlm);   /* closes the cached connections */
+    m->curlm = NULL;
+    for (int i = 0; i < m->size; i++) {
+        http_session_free(m->slots[i].http);
+        m->slots[i].http = NULL;
+    }
+    m->size = 0;
+    tc3_signer_free(m->signer);       /* wipes the cached signing keys */
+    m->signer = NULL;
+    call_scratch_free(&m->scratch);
+}
+
+static int multi_close(lua_State *L) {
+    multi_release(check_multi(L));
+    return 0;
+}
+
+static int multi_tostring(lua_State *L) {
+    multi *m = check_multi(L);
+    int busy = 0;
+    for (int i = 0; i < m->size; i++) busy += m->slots[i].state != SLOT_FREE;
+    if (m->curlm) lua_pushfstring(L, "tencentcloud.iotexplorer.core.multi (open, %d of %d in flight)", busy, m->size);
+    else lua_pushliteral(L, "tencentcloud.iotexplorer.core.multi (closed)");
+    return 1;
+}
+
+int core_new_multi(lua_State *L) {
+    session *s = check_session(L);
+    if (session_unusable(L, s)) return 2;
+    lua_Integer concurrency = 8;
+    if (!lua_isnoneornil(L, 2)) {
+        luaL_checktype(L, 2, LUA_TTABLE);
+        lua_getfield(L, 2, "concurrency");
+        if (!lua_isnil(L, -1)) {
+            lua_Number n = lua_tonumber(L, -1);
+            if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 1 && n <= MULTI_MAX_CONCURRENCY) || floor(n) != n)
+                return fail_input(L, "concurrency", "%s must be a whole number from 1 to 64%s", "");
+            concurrency = (lua_Integer)n;
+        }
+        lua_pop(L, 1);
+    }
+
+    /* The metatable goes on before any foreign object exists, so every path below is collected. */
+    multi *m = lua_newuserdata(L, sizeof *m);
+    memset(m, 0, sizeof *m);
+    luaL_getmetatable(L, MULTI_MT);
+    lua_setmetatable(L, -2);
+    char message[HTTP_MESSAGE_SIZE] = "out of memory creating a multi handle";
+    int ok = (m->curlm = curl_multi_init()) != NULL && (m->signer = tc3_signer_new()) != NULL
+          && curl_multi_setopt(m->curlm, CURLMOPT_MAX_HOST_CONNECTIONS, (long)concurrency) == CURLM_OK
+          && curl_multi_setopt(m->curlm, CURLMOPT_MAXCONNECTS, (long)concurrency) == CURLM_OK;
+    for (int i = 0; ok && i < concurrency; i++) {
+        m->slots[i].http = http_session_clone(s->http, message, sizeof message);
+        ok = m->slots[i].http != NULL;
+        if (ok) m->size = i + 1;
+    }
+    if (!ok) {
+        multi_release(m);
+        return fail_local(L, "ClientError.SessionError", message);
+    }
+    return 1;
+}
+
+static slot *find_slot(multi *m, lua_Integer id) {
+    for (int i = 0; i < m->size; i++)
+        if (m->slots[i].state != SLOT_FREE && m->slots[i].id == id) return &m->slots[i];
+    return NULL;
+}
+
+/* m:add(id, kind, req) -> true | nil, err. The request is read, signed and built now; nothing of req is
+ * needed afterwards. */
+static int multi_add(lua_State *L) {
+    multi *m = check_multi(L);
+    lua_Integer id = luaL_checkinteger(L, 2);
+    const char *kind_name = luaL_checkstring(L, 3);
+    call_kind kind;
+    if (strcmp(kind_name, "call") == 0) kind = CALL_ACTION;
+    else if (strcmp(kind_name, "describe_batch_production") == 0) kind = CALL_DESCRIBE_BATCH_PRODUCTION;
+    else return luaL_argerror(L, 3, "\"call\" or \"describe_batch_production\" expected");
+    luaL_checktype(L, 4, LUA_TTABLE);
+    if (!m->curlm) return fail_local(L, "ClientError.SessionClosed", "the multi handle is closed");
+    if (find_slot(m, id)) return fail_input(L, "id", "%s is already in flight%s", "");
+    slot *sl = NULL;
+    for (int i = 0; i < m->size && !sl; i++)
+        if (m->slots[i].state == SLOT_FREE) sl = &m->slots[i];
+    if (!sl) return fail_local(L, "ClientError.SessionBusy", "every transfer of the multi handle is in flight");
+
+    const char *lines[CALL_MAX_HEADERS];
+    http_request req;
+    if (call_build(L, 4, kind, m->signer, &m->scratch, lines, &req)) return 2;
+    req.copy_body = 1;                 /* the body is a Lua string on this call's stack */
+    http_result r;
+    if (http_begin(sl->http, &req, &r) != HTTP_OK) return transport_failure(L, &r);
+    CURLMcode mc = curl_multi_add_handle(m->curlm, http_easy(sl->http));
+    if (mc != CURLM_OK) {
+        http_end(sl->http, CURLE_FAILED_INIT, &r);
+        return fail_local(L, "ClientError.NetworkError", curl_multi_strerror(mc));
+    }
+    sl->id = id;
+    sl->state = SLOT_RUNNING;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* Moves every transfer libcurl reports done from running to done. */
+static void collect(multi *m) {
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(m->curlm, &left))) {
+        if (msg->msg != CURLMSG_DONE) continue;
+        CURL *easy = msg->easy_handle;
+        int code = (int)msg->data.result;          /* msg dies with the removal below */
+        for (int i = 0; i < m->size; i++) {
+            slot *sl = &m->slots[i];
+            if (sl->state == SLOT_RUNNING && http_easy(sl->http) == easy) {
+                curl_multi_remove_handle(m->curlm, easy);
+                sl->curl_code = code;
+                sl->state = SLOT_DONE;
+                break;
+            }
+        }
+    }
+}
+
+static int any_done(const multi *m) {
+    for (int i = 0; i < m->size; i++)
+        if (m->slots[i].state == SLOT_DONE) return 1;
+    return 0;
+}
+
+/* libcurl's multi handle itself failed (out of memory, say): every running transfer ends with that. */
+static void fail_running(multi *m) {
+    for (int i = 0; i < m->size; i++) {
+        slot *sl = &m->slots[i];
+        if (sl->state == SLOT_RUNNING) {
+            curl_multi_remove_handle(m->curlm, http_easy(sl->http));
+            sl->curl_code = CURLE_OUT_OF_MEMORY;
+            sl->state = SLOT_DONE;
+        }
+    }
+}
+
+/* m:wait(seconds) -> ids, results, errs: the transfers finished by now, waiting up to `seconds` for the
+ * first one when none has. */
+static int multi_wait(lua_State *L) {
+    multi *m = check_multi(L);
+    lua_Number seconds = luaL_optnumber(L, 2, 0);
+    int ms = 0;
+    if (seconds > 0) ms = seconds >= 86400 ? 86400000 : (int)ceil(seconds * 1000.0);
+    if (m->curlm) {
+        int running;
+        CURLMcode mc = curl_multi_perform(m->curlm, &running);
+        if (mc == CURLM_OK) collect(m);
+        if (mc == CURLM_OK && !any_done(m) && ms > 0) {
+            mc = curl_multi_poll(m->curlm, NULL, 0, ms, NULL);
+            if (mc == CURLM_OK) mc = curl_multi_perform(m->curlm, &running);
+            if (mc == CURLM_OK) collect(m);
+        }
+        if (mc != CURLM_OK) fail_running(m);
+    }
+    lua_newtable(L);
+    lua_newtable(L);
+    lua_newtable(L);
+    int ids = lua_gettop(L) - 2, n = 0;
+    for (int i = 0; i < m->size; i++) {
+        slot *sl = &m->slots[i];
+        if (sl->state != SLOT_DONE) continue;
+        http_result r;
+        http_status hs = http_end(sl->http, sl->curl_code, &r);
+        n++;
+        /* The slot is freed only once its answer is a Lua value: if making it raises, the next wait has it. */
+        int top = lua_gettop(L);
+        int results = call_result(L, hs, &r);    /* its answer on top, maybe with working values below */
+        lua_rawseti(L, results == 1 ? ids + 1 : ids + 2, n);
+        lua_settop(L, top);
+        lua_pushinteger(L, sl->id);
+        lua_rawseti(L, ids, n);
+        sl->state = SLOT_FREE;
+    }
+    return 3;
+}
+
+/* m:abandon(id) -> sent | nil: stops transfer id and forgets it, never to be resent. sent: whether any of
+ * its request may have left this machine (nil: no such transfer). */
+static int multi_abandon(lua_State *L) {
+    multi *m = check_multi(L);
+    lua_Integer id = luaL_checkinteger(L, 2);
+    slot *sl = find_slot(m, id);
+    if (!sl) return 0;
+    CURL *easy = http_easy(sl->http);
+    curl_off_t pretransfer = 0;
+    if (sl->state == SLOT_RUNNING) {
+        curl_multi_remove_handle(m->curlm, easy);
+        /* Past the pre-transfer point libcurl may have begun writing the request. */
+        curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+    }
+    http_result r;
+    http_end(sl->http, sl->state == SLOT_DONE ? sl->curl_code : CURLE_ABORTED_BY_CALLBACK, &r);
+    sl->state = SLOT_FREE;
+    lua_pushboolean(L, r.sent || pretransfer > 0);
+    return 1;
+}
+
+void multi_open(lua_State *L) {
+    static const luaL_Reg methods[] = {
+        { "add", multi_add }, { "wait", multi_wait }, { "abandon", multi_abandon }, { "close", multi_close },
+        { "__gc", multi_close }, { "__close", multi_close }, { "__tostring", multi_tostring }, { NULL, NULL },
+    };
+    if (luaL_newmetatable(L, MULTI_MT)) {
+        lua_pushvalue(L, -3);
+        lua_pushvalue(L, -3);
+        luaL_setfuncs(L, methods, 2);  /* add and wait sign and decode with the module's signer box and JSON */
+        lua_pushvalue(L, -1);
+        lua_setfield(L, -2, "__index");
+        lua_pushliteral(L, "locked");
+        lua_setfield(L, -2, "__metatable");
+    }
+    lua_pop(L, 1);
+}
