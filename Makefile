@@ -29,10 +29,11 @@ LIBS      = -lcurl -lcrypto -lpthread -lm
 
 BUILD   = build/$(LUA)
 CORE_SO = $(BUILD)/tencentcloud/iotexplorer/core.so
-SOURCES = src/core.c src/lcore.c src/session.c src/call.c src/download.c src/multi.c src/tc3.c src/http.c
-HEADERS = src/compat.h src/lcore.h src/multi.h src/tc3.h src/http.h
+SOURCES = src/core.c src/lcore.c src/session.c src/call.c src/download.c src/http_get.c src/signals.c \
+          src/tc3.c src/http.c src/multi.c
+HEADERS = src/compat.h src/lcore.h src/signals.h src/tc3.h src/http.h src/multi.h
 
-.PHONY: all test check demo install clean deps check-c lint bench test-asan test-valgrind fuzz node-deps
+.PHONY: all test check demo install clean deps check-c lint bench test-asan test-valgrind fuzz
 
 all: $(CORE_SO)
 
@@ -67,25 +68,13 @@ bench:
 deps:
 	@sh .ci/deps.sh test
 
-# The official Node.js SDK that spec/conformance_spec.lua drives, at the versions spec/helpers/node/
-# package-lock.json pins, installed outside the tracked tree (build/node) from the npm registry.
-NODE_SDK = build/node/node_modules/tencentcloud-sdk-nodejs-common/package.json
-
-node-deps: $(NODE_SDK)
-
-$(NODE_SDK): spec/helpers/node/package.json spec/helpers/node/package-lock.json
-	@mkdir -p build/node
-	cp spec/helpers/node/package.json spec/helpers/node/package-lock.json build/node/
-	cd build/node && npm ci --no-audit --no-fund
-	@touch $@
-
 # The README's test command, and CI's: every spec on Lua 5.4 and LuaJIT (`make check`), then the
 # sanitizer, valgrind and fuzz runs. The last line is the specs' "N passed, N failed".
 test: check test-asan test-valgrind fuzz
 	@cat build/spec-summary.txt
 
 # The specs alone: luacheck, the signer's C vectors, then busted on both interpreters (about two minutes).
-check: deps lint node-deps
+check: deps lint
 	@$(MAKE) --no-print-directory LUA=lua5.4
 	@$(MAKE) --no-print-directory LUA=luajit
 	@$(MAKE) --no-print-directory build/tc3_vectors

@@ -1,12 +1,74 @@
-/* tencentcloud.iotexplorer.core: the module's entry point, the functions it registers, and its clocks.
+/* tencentcloud.iotexplorer.core: the module's entry point, the functions it registers, its clocks and the
+ * Lua side of signal handling.
  * The return convention and the division into files are described in lcore.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "lcore.h"
 #include "multi.h"
+#include "signals.h"
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <time.h>
+
+/* ---- signals ---- */
+
+int watch_begin(lua_State *L, watch *w, int interruptible) {
+    w->held = w->watching = 0;
+    if (signals_trapped()) {
+        if (signals_caught) {
+            push_interrupted(L, 0);
+            return 2;
+        }
+        w->watching = 1;
+    } else if (interruptible && signals_hold() == 0) {
+        w->held = w->watching = 1;
+    }
+    return 0;
+}
+
+void watch_end(watch *w) {
+    if (!w->held) return;
+    w->held = 0;
+    int sig = signals_release();
+    if (sig && !signals_trapped()) raise(sig);         /* the host's own handler, as if we had not been here */
+}
+
+const volatile sig_atomic_t *watch_flag(const watch *w) { return w->watching ? &signals_caught : NULL; }
+
+int watch_signal(void) { return signals_caught; }
+
+void push_interrupted(lua_State *L, int sent) {
+    int sig = signals_caught;
+    lua_pushnil(L);
+    lua_createtable(L, 0, 4);
+    lua_pushliteral(L, "ClientError.Interrupted");
+    lua_setfield(L, -2, "code");
+    lua_pushfstring(L, "interrupted by signal %d (%s)", sig, sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "?");
+    lua_setfield(L, -2, "message");
+    lua_pushinteger(L, sig);
+    lua_setfield(L, -2, "signal");
+    lua_pushboolean(L, sent);
+    lua_setfield(L, -2, "sent");
+}
+
+/* core.trap_signals(on) -> true | nil, err. On: SIGINT and SIGTERM stay caught for the whole process, and
+ * every blocking operation returns nil, { code = "ClientError.Interrupted", signal } once one arrived. */
+static int core_trap_signals(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TBOOLEAN);
+    if (signals_trap(lua_toboolean(L, 1)))
+        return fail_local(L, "ClientError.SessionError", "sigaction failed: cannot catch SIGINT and SIGTERM");
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.interrupted() -> the number of the signal that arrived while trapped (2, 15), or nil. */
+static int core_interrupted(lua_State *L) {
+    int sig = signals_caught;
+    if (sig) lua_pushinteger(L, sig);
+    else lua_pushnil(L);
+    return 1;
+}
 
 /* ---- clocks ---- */
 
@@ -17,13 +79,43 @@ static int core_now(lua_State *L) {
     return 1;
 }
 
-static int core_sleep(lua_State *L) {
-    lua_Number seconds = luaL_checknumber(L, 1);
-    if (!(seconds > 0)) return 0;
-    if (seconds > 86400) seconds = 86400;
+static double monotonic(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void nap(double seconds) {
     struct timespec ts = { (time_t)seconds, (long)((seconds - floor(seconds)) * 1e9) };
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
-    return 0;
+}
+
+/* core.sleep(seconds[, interruptible]) -> true | nil, err (interrupted). Watching for signals, it sleeps in
+ * steps of at most 100 ms, so a signal ends it within one step. */
+static int core_sleep(lua_State *L) {
+    lua_Number seconds = luaL_checknumber(L, 1);
+    int interruptible = lua_toboolean(L, 2);
+    if (seconds > 86400) seconds = 86400;
+    watch w;
+    if (watch_begin(L, &w, interruptible)) return 2;
+    const volatile sig_atomic_t *stop = watch_flag(&w);
+    if (!stop) {
+        if (seconds > 0) nap(seconds);
+    } else {
+        double wake = monotonic() + (seconds > 0 ? seconds : 0);
+        for (double left = wake - monotonic(); left > 0 && !*stop; left = wake - monotonic())
+            nap(left < 0.1 ? left : 0.1);
+    }
+    int results;
+    if (stop && *stop) {
+        push_interrupted(L, 0);
+        results = 2;
+    } else {
+        lua_pushboolean(L, 1);
+        results = 1;
+    }
+    watch_end(&w);
+    return results;
 }
 
 /* ---- module ---- */
@@ -45,8 +137,8 @@ int luaopen_tencentcloud_iotexplorer_core(lua_State *L) {
     };
     static const luaL_Reg functions[] = {
         { "sign", core_sign }, { "new_session", core_new_session },
-        { "describe_batch_production", core_describe_batch_production }, { "call", core_call },
-        { "download", core_download }, { "new_multi", core_new_multi },
+        { "call", core_call }, { "download", core_download }, { "http_get", core_http_get },
+        { "new_multi", core_new_multi },
 #ifdef TCIOT_TEST_HOOKS
         { "_decode_response", core_decode_response },
 #endif
@@ -91,6 +183,10 @@ int luaopen_tencentcloud_iotexplorer_core(lua_State *L) {
     lua_setfield(L, -2, "now");
     lua_pushcfunction(L, core_sleep);
     lua_setfield(L, -2, "sleep");
+    lua_pushcfunction(L, core_trap_signals);
+    lua_setfield(L, -2, "trap_signals");
+    lua_pushcfunction(L, core_interrupted);
+    lua_setfield(L, -2, "interrupted");
     lua_pushliteral(L, CORE_VERSION);
     lua_setfield(L, -2, "_VERSION");
     return 1;

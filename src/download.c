@@ -88,17 +88,15 @@ int core_download(lua_State *L) {
     luaL_checktype(L, 2, LUA_TTABLE);
     if (session_unusable(L, s)) return 2;
     lstr url, path;
-    long timeout_ms, connect_timeout_ms;
-    if (get_string(L, 2, "url", 1, &url) < 0 || get_string(L, 2, "path", 1, &path) < 0
-        || get_seconds(L, 2, "timeout", &timeout_ms) || get_seconds(L, 2, "connect_timeout", &connect_timeout_ms))
-        return 2;
-    if (!http_scheme_len(&url))
-        return fail_input(L, "url", "%s must be an http:// or https:// URL%s", "");
+    arg_string(L, 2, "url", 1, HEADER_VALUE, &url);
+    arg_string(L, 2, "path", 1, NO_NUL, &path);
+    long timeout_ms = arg_seconds(L, 2, "timeout"), connect_timeout_ms = arg_seconds(L, 2, "connect_timeout");
+    if (!is_http_url(&url)) luaL_error(L, "bad field 'url' (an http:// or https:// URL expected)");
     lua_getfield(L, 2, "on_progress");
     int progress = 0;
     if (lua_isfunction(L, -1)) progress = lua_gettop(L);
     else if (!lua_isnil(L, -1))
-        return fail_input(L, "on_progress", "%s must be a function, got %s", luaL_typename(L, -1));
+        luaL_error(L, "bad field 'on_progress' (function expected, got %s)", luaL_typename(L, -1));
 
     download d;
     memset(&d, 0, sizeof d);

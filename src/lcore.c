@@ -3,6 +3,7 @@
 #include "lcore.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -29,15 +30,6 @@ int fail_local(lua_State *L, const char *code, const char *message) {
     return 2;
 }
 
-/* ClientError.InvalidParameter naming the field; the message is fmt with the field and `what`. */
-int fail_input(lua_State *L, const char *field, const char *fmt, const char *what) {
-    fail_local(L, "ClientError.InvalidParameter", lua_pushfstring(L, fmt, field, what));
-    lua_remove(L, -3);                 /* the formatted message, now in the table */
-    lua_pushstring(L, field);
-    lua_setfield(L, -2, "field");
-    return 2;
-}
-
 /* The error table after a request was attempted; the caller fills message and extra fields. */
 void push_transport_error(lua_State *L, const char *code, const http_result *r) {
     lua_createtable(L, 0, 8);
@@ -60,83 +52,104 @@ void push_transport_error(lua_State *L, const char *code, const http_result *r) 
 }
 
 
-/* ---- reading request tables ---- */
+/* ---- reading argument tables ---- */
 
-/* Reads t[field] as a string, leaving the value on the stack so the pointer stays valid.
- * Returns 1 when present, 0 when absent (nil) and optional, or pushes an error (-1). */
-int get_string(lua_State *L, int t, const char *field, int required, lstr *out) {
+static int bad_field(lua_State *L, const char *field, const char *problem) {
+    return luaL_error(L, "bad field '%s' (%s)", field, problem);
+}
+
+int arg_string(lua_State *L, int t, const char *field, int required, int allowed, lstr *out) {
+    luaL_checkstack(L, 2, "too many fields");
     lua_getfield(L, t, field);
     int type = lua_type(L, -1);
-    if (type == LUA_TNIL && !required) {
-        out->s = NULL;
-        out->len = 0;
-        return 0;
-    }
-    if (type == LUA_TNIL) return fail_input(L, field, "%s is required%s", ""), -1;
+    out->s = NULL;
+    out->len = 0;
+    if (type == LUA_TNIL && !required) return 0;
     if (type != LUA_TSTRING)
-        return fail_input(L, field, "%s must be a string, got %s", lua_typename(L, type)), -1;
+        return bad_field(L, field, lua_pushfstring(L, "string expected, got %s", lua_typename(L, type)));
     out->s = lua_tolstring(L, -1, &out->len);
-    if (out->len == 0) return fail_input(L, field, "%s must not be empty%s", ""), -1;
-    /* Anything that may reach a header line: CR or LF would let a caller smuggle in a header. */
-    for (size_t i = 0; i < out->len; i++) {
-        char c = out->s[i];
-        if (c == '\r' || c == '\n' || c == '\0')
-            return fail_input(L, field, "%s must not contain CR, LF or NUL%s", ""), -1;
-    }
+    if (out->len == 0) return bad_field(L, field, "must not be empty");
+    /* The value itself stays out of the message: it may be a key. */
+    if (allowed != ANY_BYTES && memchr(out->s, '\0', out->len)) return bad_field(L, field, "must not contain NUL");
+    if (allowed == HEADER_VALUE && (memchr(out->s, '\r', out->len) || memchr(out->s, '\n', out->len)))
+        return bad_field(L, field, "must not contain CR or LF");
     return 1;
 }
 
-/* Reads an optional positive number of seconds as milliseconds (0 when absent). */
-int get_seconds(lua_State *L, int t, const char *field, long *ms) {
-    lua_getfield(L, t, field);
-    int type = lua_type(L, -1);
-    *ms = 0;
-    if (type == LUA_TNIL) {
-        lua_pop(L, 1);
-        return 0;
-    }
-    lua_Number n = lua_tonumber(L, -1);
-    lua_pop(L, 1);
-    if (type != LUA_TNUMBER) return fail_input(L, field, "%s must be a number of seconds, got %s",
-                                               lua_typename(L, type)), -1;
-    if (!(n > 0 && n <= 86400.0)) return fail_input(L, field, "%s must be between 0 and 86400 seconds%s", ""), -1;
-    *ms = (long)ceil(n * 1000.0);
-    return 0;
-}
-
-/* Reads an optional Unix timestamp in whole seconds (present: 1, absent: 0, bad: -1 with error pushed). */
-int get_timestamp(lua_State *L, int t, const char *field, int64_t *out) {
+long arg_seconds(lua_State *L, int t, const char *field) {
     lua_getfield(L, t, field);
     int type = lua_type(L, -1);
     lua_Number n = lua_tonumber(L, -1);
     lua_pop(L, 1);
     if (type == LUA_TNIL) return 0;
     if (type != LUA_TNUMBER)
-        return fail_input(L, field, "%s must be an integer number of seconds, got %s", lua_typename(L, type)), -1;
-    if (!(n >= 0 && n <= 253402300799.0) || floor(n) != n)
-        return fail_input(L, field, "%s must be a whole number of seconds between 1970 and 9999%s", ""), -1;
+        return bad_field(L, field, lua_pushfstring(L, "number of seconds expected, got %s", lua_typename(L, type)));
+    if (!(n > 0 && n <= 86400.0)) return bad_field(L, field, "must be more than 0 and at most 86400 seconds");
+    return (long)ceil(n * 1000.0);
+}
+
+int arg_integer(lua_State *L, int t, const char *field, double min, double max, int64_t *out) {
+    lua_getfield(L, t, field);
+    int type = lua_type(L, -1);
+    lua_Number n = lua_tonumber(L, -1);
+    lua_pop(L, 1);
+    if (type == LUA_TNIL) return 0;
+    if (type != LUA_TNUMBER)
+        return bad_field(L, field, lua_pushfstring(L, "integer expected, got %s", lua_typename(L, type)));
+    if (!(n >= min && n <= max) || floor(n) != n) {
+        char range[80];
+        snprintf(range, sizeof range, "must be a whole number from %.0f to %.0f", min, max);
+        return bad_field(L, field, range);
+    }
     *out = (int64_t)n;
     return 1;
 }
 
-/* The length of a leading "http://" or "https://" (any case) followed by something; 0 otherwise. */
-size_t http_scheme_len(const lstr *url) {
-    if (url->len > 7 && strncasecmp(url->s, "http://", 7) == 0) return 7;
-    if (url->len > 8 && strncasecmp(url->s, "https://", 8) == 0) return 8;
-    return 0;
+int arg_boolean(lua_State *L, int t, const char *field) {
+    lua_getfield(L, t, field);
+    int type = lua_type(L, -1);
+    int v = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+    if (type != LUA_TNIL && type != LUA_TBOOLEAN)
+        return bad_field(L, field, lua_pushfstring(L, "boolean expected, got %s", lua_typename(L, type)));
+    return v;
 }
 
+void arg_known(lua_State *L, int t, const char *what, const char *const *known) {
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        lua_pop(L, 1);
+        int found = 0;
+        if (lua_type(L, -1) == LUA_TSTRING) {
+            const char *key = lua_tostring(L, -1);
+            for (size_t i = 0; known[i] && !found; i++) found = strcmp(known[i], key) == 0;
+        }
+        if (!found) {
+            lua_pushvalue(L, -1);          /* tostring on a copy: lua_next needs the key as it was */
+            luaL_error(L, "unknown %s '%s'", what, lua_tostring(L, -1) ? lua_tostring(L, -1) : luaL_typename(L, -1));
+        }
+    }
+}
+
+int is_http_url(const lstr *url) {
+    return (url->len > 7 && strncasecmp(url->s, "http://", 7) == 0)
+        || (url->len > 8 && strncasecmp(url->s, "https://", 8) == 0);
+}
 
 int transport_failure(lua_State *L, const http_result *r) {
     static const char *const codes[] = {
         [HTTP_NETWORK] = "ClientError.NetworkError", [HTTP_TIMEOUT] = "ClientError.Timeout",
         [HTTP_TOO_LARGE] = "ClientError.ResponseTooLarge", [HTTP_NO_MEMORY] = "ClientError.NetworkError",
-        [HTTP_ABORTED] = "ClientError.NetworkError",
+        [HTTP_ABORTED] = "ClientError.NetworkError", [HTTP_INTERRUPTED] = "ClientError.Interrupted",
     };
     lua_pushnil(L);
     push_transport_error(L, codes[r->status], r);
     lua_pushstring(L, r->message);
     lua_setfield(L, -2, "message");
+    if (r->status == HTTP_INTERRUPTED) {
+        lua_pushinteger(L, watch_signal());
+        lua_setfield(L, -2, "signal");
+    }
     return 2;
 }
 

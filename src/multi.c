@@ -1,14 +1,16 @@
 /* The multi handle: up to `concurrency` transfers in flight at once, each signed and built exactly as a
  * single call (call.c's call_build, one header list) and answered exactly as one (call_result).
  *
- *   local m = core.new_multi(session, { concurrency = 8 })   -- the session's CA, proxy, timeouts, limits
- *   m:add(id, "describe_batch_production" | "call", req)      -- true | nil, err (refused: nothing was sent)
+ *   local m = core.new_multi(session, { concurrency = 8 })   -- the session's target, CA, proxy, limits
+ *   m:add(id, req)                                           -- req as core.call's; true | nil, err (refused:
+ *                                                            -- nothing was sent)
  *   local ids, results, errs = m:wait(seconds)              -- finished transfers: ids[k], then results[k]
  *                                                            -- or errs[k], as core.call returns them
  *   m:abandon(id)                                            -- stops one transfer: may it have been sent?
  *   m:close()                                                -- idempotent; also __gc
  *
- * Its easy handles live as long as it does, so connections are reused from one batch to the next; the
+ * Requests are signed with the session's signer and target, so the multi keeps the session alive; a closed
+ * session refuses new requests, and what is already in flight finishes. Its easy handles live as long as it does, so connections are reused from one batch to the next; the
  * connection cache and the per-host limit are both `concurrency`. wait() blocks in one curl_multi_poll until
  * a transfer finishes or the timeout passes: no busy loop. No Lua runs while libcurl does: its callbacks are
  * http.c's plain C, and Lua values are made only after libcurl has returned. A request that asks for a fresh
@@ -35,8 +37,8 @@ typedef struct slot {
 
 typedef struct multi {
     CURLM *curlm;                      /* NULL once closed */
-    tc3_signer *signer;
-    call_scratch scratch;
+    session *session;                  /* the session signing the requests, held by session_ref */
+    int session_ref;                   /* in the registry; LUA_NOREF once closed */
     int size;                          /* slots with an easy handle */
     slot slots[MULTI_MAX_CONCURRENCY];
 } multi;
@@ -44,7 +46,7 @@ typedef struct multi {
 static multi *check_multi(lua_State *L) { return luaL_checkudata(L, 1, MULTI_MT); }
 
 /* Frees everything; what is in flight is dropped (libcurl closes its connection). Safe to repeat. */
-static void multi_release(multi *m) {
+static void multi_release(lua_State *L, multi *m) {
     for (int i = 0; i < m->size; i++) {
         slot *sl = &m->slots[i];
         if (sl->state != SLOT_FREE) {
@@ -61,13 +63,13 @@ static void multi_release(multi *m) {
         m->slots[i].http = NULL;
     }
     m->size = 0;
-    tc3_signer_free(m->signer);       /* wipes the cached signing keys */
-    m->signer = NULL;
-    call_scratch_free(&m->scratch);
+    luaL_unref(L, LUA_REGISTRYINDEX, m->session_ref);
+    m->session_ref = LUA_NOREF;
+    m->session = NULL;
 }
 
 static int multi_close(lua_State *L) {
-    multi_release(check_multi(L));
+    multi_release(L, check_multi(L));
     return 0;
 }
 
@@ -83,26 +85,26 @@ static int multi_tostring(lua_State *L) {
 int core_new_multi(lua_State *L) {
     session *s = check_session(L);
     if (session_unusable(L, s)) return 2;
-    lua_Integer concurrency = 8;
+    if (!s->target.host.s) luaL_error(L, "this session has no host: give new_session a host to call the API");
+    int64_t concurrency = 8;
     if (!lua_isnoneornil(L, 2)) {
+        static const char *const fields[] = { "concurrency", NULL };
         luaL_checktype(L, 2, LUA_TTABLE);
-        lua_getfield(L, 2, "concurrency");
-        if (!lua_isnil(L, -1)) {
-            lua_Number n = lua_tonumber(L, -1);
-            if (lua_type(L, -1) != LUA_TNUMBER || !(n >= 1 && n <= MULTI_MAX_CONCURRENCY) || floor(n) != n)
-                return fail_input(L, "concurrency", "%s must be a whole number from 1 to 64%s", "");
-            concurrency = (lua_Integer)n;
-        }
-        lua_pop(L, 1);
+        arg_known(L, 2, "multi option", fields);
+        arg_integer(L, 2, "concurrency", 1, MULTI_MAX_CONCURRENCY, &concurrency);
     }
 
     /* The metatable goes on before any foreign object exists, so every path below is collected. */
     multi *m = lua_newuserdata(L, sizeof *m);
     memset(m, 0, sizeof *m);
+    m->session_ref = LUA_NOREF;
     luaL_getmetatable(L, MULTI_MT);
     lua_setmetatable(L, -2);
+    lua_pushvalue(L, 1);
+    m->session_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    m->session = s;
     char message[HTTP_MESSAGE_SIZE] = "out of memory creating a multi handle";
-    int ok = (m->curlm = curl_multi_init()) != NULL && (m->signer = tc3_signer_new()) != NULL
+    int ok = (m->curlm = curl_multi_init()) != NULL
           && curl_multi_setopt(m->curlm, CURLMOPT_MAX_HOST_CONNECTIONS, (long)concurrency) == CURLM_OK
           && curl_multi_setopt(m->curlm, CURLMOPT_MAXCONNECTS, (long)concurrency) == CURLM_OK;
     for (int i = 0; ok && i < concurrency; i++) {
@@ -111,7 +113,7 @@ int core_new_multi(lua_State *L) {
         if (ok) m->size = i + 1;
     }
     if (!ok) {
-        multi_release(m);
+        multi_release(L, m);
         return fail_local(L, "ClientError.SessionError", message);
     }
     return 1;
@@ -123,19 +125,15 @@ static slot *find_slot(multi *m, lua_Integer id) {
     return NULL;
 }
 
-/* m:add(id, kind, req) -> true | nil, err. The request is read, signed and built now; nothing of req is
- * needed afterwards. */
+/* m:add(id, req) -> true | nil, err. The request is read, signed and built now, as core.call builds it;
+ * nothing of req is needed afterwards. */
 static int multi_add(lua_State *L) {
     multi *m = check_multi(L);
     lua_Integer id = luaL_checkinteger(L, 2);
-    const char *kind_name = luaL_checkstring(L, 3);
-    call_kind kind;
-    if (strcmp(kind_name, "call") == 0) kind = CALL_ACTION;
-    else if (strcmp(kind_name, "describe_batch_production") == 0) kind = CALL_DESCRIBE_BATCH_PRODUCTION;
-    else return luaL_argerror(L, 3, "\"call\" or \"describe_batch_production\" expected");
-    luaL_checktype(L, 4, LUA_TTABLE);
+    luaL_checktype(L, 3, LUA_TTABLE);
     if (!m->curlm) return fail_local(L, "ClientError.SessionClosed", "the multi handle is closed");
-    if (find_slot(m, id)) return fail_input(L, "id", "%s is already in flight%s", "");
+    if (session_unusable(L, m->session)) return 2;
+    if (find_slot(m, id)) return luaL_error(L, "bad argument #1 to 'add' (transfer %d is already in flight)", (int)id);
     slot *sl = NULL;
     for (int i = 0; i < m->size && !sl; i++)
         if (m->slots[i].state == SLOT_FREE) sl = &m->slots[i];
@@ -143,7 +141,7 @@ static int multi_add(lua_State *L) {
 
     const char *lines[CALL_MAX_HEADERS];
     http_request req;
-    if (call_build(L, 4, kind, m->signer, &m->scratch, lines, &req)) return 2;
+    if (call_build(L, m->session, 3, lines, &req)) return 2;
     req.copy_body = 1;                 /* the body is a Lua string on this call's stack */
     http_result r;
     if (http_begin(sl->http, &req, &r) != HTTP_OK) return transport_failure(L, &r);

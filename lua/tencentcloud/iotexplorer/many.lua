@@ -51,12 +51,6 @@ end
 -- ----------------------------------------------------------------------------
 -- One item's request, checked as the single call checks it.
 
--- The core entry point for a request table _perform built from these fields: the dedicated
--- DescribeBatchProduction one takes the two ids at the top level, every other action goes through `call`.
-local function kind_of(req)
-  return req.action and "call" or "describe_batch_production"
-end
-
 -- Returns the fields _perform sends, or nil, err (an input error: the item is never sent).
 local function prepare(client, action, params)
   if type(params) ~= "table" then
@@ -78,9 +72,6 @@ local function prepare(client, action, params)
   local p, err = check.params(a, params)
   if not p then
     return nil, err
-  end
-  if action == "DescribeBatchProduction" then
-    return p
   end
   return { action = action, version = a.version, params = p }
 end
@@ -243,7 +234,7 @@ function Batch:send(i, req)
     return nil, err
   end
   self.multi = m
-  return m:add(i, kind_of(req), req)
+  return m:add(i, req)
 end
 
 -- Runs item i's coroutine from where it waits, with (a, b), until it waits again or ends.
@@ -369,7 +360,7 @@ function Batch:run_ngx(ngx_support)
     if refused then
       return nil, refused
     end
-    local res, err = p.transport(kind_of(req), req)
+    local res, err = p.transport("call", req)
     if res ~= nil or (type(err) == "table" and err.sent ~= false) then
       sent[req] = true
     end
