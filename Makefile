@@ -101,12 +101,15 @@ test-asan:
 	TCIOT_CPATH='build/asan/?.so' LD_PRELOAD="$$(clang -print-file-name=libclang_rt.asan-x86_64.so)" \
 		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 busted --lua=lua5.4 -o utfTerminal
 
-# test-valgrind: 10,000 calls against the emulator under memcheck; any byte definitely or indirectly lost fails.
+# test-valgrind: 10,000 calls, then 2,000 call_many items, against the emulator under memcheck; any byte
+# definitely or indirectly lost fails.
 test-valgrind:
 	@sh .ci/deps.sh hardening
 	@$(MAKE) --no-print-directory LUA=lua5.4
 	valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
 		--error-exitcode=1 lua5.4 spec/valgrind/loop.lua
+	valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+		--error-exitcode=1 lua5.4 spec/valgrind/many_loop.lua
 
 # fuzz: libFuzzer targets (clang 14) for the C that handles untrusted bytes, FUZZ_TIME seconds each. Seeds and
 # regression inputs live in spec/fuzz/corpus/<target>/ (replayed first); new inputs go to build/fuzz/corpus/.
