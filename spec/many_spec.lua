@@ -341,10 +341,7 @@ describe("core multi handle", function()
     assert.matches("closed", tostring(m))
     local _, err = m:add(1, { secret_id = "a", secret_key = "b", action = "X", version = "1" })
     assert.equal("ClientError.SessionClosed", err.code)
-    local ids, results, errs = m:wait(0.01)
-    assert.same({}, ids)
-    assert.same({}, results)
-    assert.same({}, errs)
+    assert.equal(0, select("#", m:wait(0.01)))
     assert.has_error(function() core.new_multi(s, { concurrency = 65 }) end)
     assert.has_error(function() core.new_multi(s, { concurency = 2 }) end)
     s:close()
@@ -368,7 +365,7 @@ describe("core multi handle", function()
     local got = {}
     for _ = 1, 50 do
       local ids, _, errs = m:wait(0.1)
-      for k = 1, #ids do got[ids[k]] = errs[k] end
+      for k = 1, ids and #ids or 0 do got[ids[k]] = errs[k] end
       if got[7] then break end
     end
     assert.equal("ClientError.NetworkError", got[7].code)

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum slot_state { SLOT_FREE, SLOT_RUNNING, SLOT_DONE };
 
@@ -194,24 +195,33 @@ static void fail_running(multi *m) {
     }
 }
 
-/* m:wait(seconds) -> ids, results, errs: the transfers finished by now, waiting up to `seconds` for the
- * first one when none has. */
+static double now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* m:wait(seconds) -> ids, results, errs | nothing: the transfers finished by now, waiting up to `seconds`
+ * for the first one when none has. Socket events that finish nothing are handled here, without returning
+ * to Lua; nothing at all comes back when the time passed with no transfer finished. */
 static int multi_wait(lua_State *L) {
     multi *m = check_multi(L);
     lua_Number seconds = luaL_optnumber(L, 2, 0);
-    int ms = 0;
-    if (seconds > 0) ms = seconds >= 86400 ? 86400000 : (int)ceil(seconds * 1000.0);
+    double until = now_ms() + (seconds > 0 ? (seconds >= 86400 ? 86400000.0 : seconds * 1000.0) : 0);
     if (m->curlm) {
         int running;
         CURLMcode mc = curl_multi_perform(m->curlm, &running);
         if (mc == CURLM_OK) collect(m);
-        if (mc == CURLM_OK && !any_done(m) && ms > 0) {
-            mc = curl_multi_poll(m->curlm, NULL, 0, ms, NULL);
+        while (mc == CURLM_OK && !any_done(m)) {
+            double left = until - now_ms();
+            if (left <= 0) break;
+            mc = curl_multi_poll(m->curlm, NULL, 0, (int)ceil(left), NULL);
             if (mc == CURLM_OK) mc = curl_multi_perform(m->curlm, &running);
             if (mc == CURLM_OK) collect(m);
         }
         if (mc != CURLM_OK) fail_running(m);
     }
+    if (!any_done(m)) return 0;
     lua_newtable(L);
     lua_newtable(L);
     lua_newtable(L);

@@ -282,7 +282,7 @@ end
 function Batch:wait_and_resume(timeout)
   if self.multi and next(self.in_flight) then
     local ids, results, errs = self.multi:wait(timeout)
-    for k = 1, #ids do
+    for k = 1, ids and #ids or 0 do
       local i = ids[k]
       local res, err = results[k], errs[k]
       if res ~= nil or (err and err.sent ~= false) then
