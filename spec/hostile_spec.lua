@@ -178,7 +178,7 @@ describe("hostile input", function()
       field("credential_provider", { "nil" }, { "func" }),   -- with secret_id/secret_key: "give either"
       field("metadata_endpoint", { "nil", "false" }),
       field("max_response_bytes", { "nil", "n42" }),
-      field("nginx", { "nil", "true", "false" }),      -- outside nginx: nothing to set up, but still a boolean
+      field("nginx", { "nil", "true", "false", "table" }),  -- outside nginx: nothing to set up, but still typed
       field("secretId", { "nil" }),                    -- a typo: unknown options are refused
     }
 
@@ -248,10 +248,12 @@ describe("hostile input", function()
       BatchCnt = 1 }
     local LIST = { ProjectId = "PROJECT0001", Limit = 5 }
 
-    -- Any value the JSON encoder takes may go into a parameter the client does not know; the rest must
-    -- be refused (the error names the parameter, or `params`).
-    local EXTRA = field("Extra", { "nil", "n42", "neg", "true", "false", "table", "empty", "big", "nul", "crlf", "lf",
-      "cr", "bytes" }, {}, { names = { "Extra", "params" } })
+    -- A typed method knows its action's parameters: any other key is refused, whatever its value (the
+    -- error names the key).
+    local EXTRA = field("Extra", { "nil" }, {}, { names = { "Extra", "params" } })
+    -- client:call knows no action table: any value the JSON encoder takes goes through; the rest is refused.
+    local CALL_EXTRA = field("Extra", { "nil", "n42", "neg", "true", "false", "table", "empty", "big", "nul", "crlf",
+      "lf", "cr", "bytes" }, {}, { names = { "Extra", "params" } })
 
     local STRING_PARAM = function(name, ok) return field(name, ok or {}, { "big" }) end
 
@@ -262,8 +264,8 @@ describe("hostile input", function()
         STRING_PARAM("ProjectId"), STRING_PARAM("ProductId"),
         field("BurnMethod", {}), field("GenerationMethod", {}),
         field("UploadUrl", { "nil" }, { "big" }),
-        field("BatchCnt", { "nil", "n42" }),
-        field("GenerationQRCode", { "nil", "true", "false" }),
+        field("BatchCnt", { "n42" }),                 -- required: GenerationMethod is 0
+        field("GenerationQRCode", { "nil" }),          -- Integer 0/1: none of the sample values
         EXTRA } },
       { "get_batch_productions_list", LIST, {
         STRING_PARAM("ProjectId"), field("Offset", { "nil", "n42" }), field("Limit", { "nil", "n42" }), EXTRA } },
@@ -409,7 +411,7 @@ describe("hostile input", function()
         ok, res, err = pcall(client.call, client, "DescribeBatchProduction", { ProductId = "R32ONVL0EU",
           BatchProductionId = "LC-ya6zinv9", Extra = v[3] }, { deadline = 3 })
         watch:see(res, err)
-        problem = judge_client(EXTRA, v, not ok, res, err, EXTRA.names)
+        problem = judge_client(CALL_EXTRA, v, not ok, res, err, CALL_EXTRA.names)
         if problem then problems[#problems + 1] = "params.Extra = " .. v[2] .. ": " .. printable(problem) end
         check_wire("call " .. v[2])
       end

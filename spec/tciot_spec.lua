@@ -135,7 +135,7 @@ describe("tciot", function()
     it("explains every command with --help, even next to other options", function()
       local cases = {
         { { "DescribeBatchProduction", "--help" }, "--download FILE|-" },
-        { { "CreateBatchProduction", "--help" }, "--GenerationQRCode true|false" },
+        { { "CreateBatchProduction", "--help" }, "--GenerationQRCode 0|1" },
         { { "GetBatchProductionsList", "--ProjectId", "P", "--help" }, "--Limit N" },
         { { "call", "--help" }, "--param-json JSON" },
         { { "emulator", "--help" }, "--fixture FILE" },
@@ -190,7 +190,7 @@ describe("tciot", function()
 
     it("CreateBatchProduction creates a batch that GetBatchProductionsList then lists", function()
       local r = tciot({ "CreateBatchProduction", "--ProjectId", PROJECT, "--ProductId", PRODUCT,
-        "--BurnMethod", "1", "--GenerationMethod", "0", "--BatchCnt", "7", "--GenerationQRCode", "true" })
+        "--BurnMethod", "1", "--GenerationMethod", "0", "--BatchCnt", "7", "--GenerationQRCode", "1" })
       expect(r, 0)
       local created = json(r)
       assert.matches("^LC%-", created.BatchProductionId)
@@ -461,12 +461,12 @@ describe("tciot", function()
 
     it("2: client-side invalid parameters and missing credentials or region", function()
       local r = tciot(concat({ "--region", "ap-singapore" }, DOC))
-      expect(r, 2, "ClientError.InvalidParameter: batch production is not available in region ap-singapore")
+      expect(r, 2, "ClientError.InvalidParameter: DescribeBatchProduction is not available in region ap-singapore")
       assert.is_nil(r.stderr:find("usage:", 1, true))
       r = tciot({ "DescribeBatchProduction", "--ProductId", "", "--BatchProductionId", "x" })
       expect(r, 2, "ClientError.InvalidParameter: ProductId must not be empty")
       r = tciot(concat({ "--endpoint", "file:///etc/passwd" }, DOC), { no_endpoint = true })
-      expect(r, 2, "ClientError.InvalidParameter: endpoint must be an http:// or https:// URL")
+      expect(r, 2, "ClientError.InvalidParameter: endpoint must be http(s)://host[:port]")
       r = tciot(concat({ "--language", "fr-FR" }, DOC))
       expect(r, 2, "ClientError.InvalidParameter: language")
       r = tciot(DOC, { env = { TENCENTCLOUD_REGION = false } })
@@ -513,7 +513,8 @@ describe("tciot", function()
         { { "CreateBatchProduction", "--ProjectId", PROJECT, "--ProductId", PRODUCT, "--BurnMethod", "0" },
           "--GenerationMethod is required" },
         { { "CreateBatchProduction", "--ProjectId", PROJECT, "--ProductId", PRODUCT, "--BurnMethod", "0",
-          "--GenerationMethod", "0", "--GenerationQRCode", "yes" }, "--GenerationQRCode expects true or false" },
+          "--GenerationMethod", "0", "--GenerationQRCode", "yes" },
+          "--GenerationQRCode expects an integer, got 'yes'" },
         { { "GetBatchProductionsList" }, "--ProjectId is required" },
         { { "GetBatchProductionsList", "--ProjectId", PROJECT, "--Limit", "1.5" }, "--Limit expects an integer" },
         { { "call" }, "call needs an action name" },

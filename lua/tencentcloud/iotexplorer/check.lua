@@ -251,6 +251,47 @@ function check.is_sequence(t)
   return true
 end
 
+-- An endpoint URL: http or https, a host (a name, an IPv4 address or a bracketed IPv6 address), an optional
+-- port from 1 to 65535, and nothing else (no user info, path, query or fragment; one trailing "/" is allowed).
+-- Returns { scheme, host, port, url } or nil, err naming `name`.
+function check.endpoint(v, name)
+  local err = check.string(v, name)
+  if err then
+    return nil, err
+  end
+  local function bad(why)
+    return nil, invalid(name, name .. " must be http(s)://host[:port] (" .. why .. ")")
+  end
+  local scheme, rest = v:match("^(%a+)://(.*)$")
+  scheme = scheme and scheme:lower()
+  if scheme ~= "http" and scheme ~= "https" then
+    return bad("the scheme is not http or https")
+  end
+  rest = rest:gsub("/$", "")
+  if rest:find("[/?#]") then
+    return bad("no path, query or fragment")
+  end
+  if rest:find("@", 1, true) then
+    return bad("no user name or password")
+  end
+  local host, port = rest:match("^(%[[%x:%.]+%])(.*)$")
+  if not host then
+    host, port = rest:match("^([%w%.%-]+)(.*)$")
+  end
+  if not host then
+    return bad("the host is missing or has characters a host name cannot have")
+  end
+  local number
+  if port ~= "" then
+    number = tonumber(port:match("^:(%d%d?%d?%d?%d?)$"))
+    if not number or number < 1 or number > 65535 then
+      return bad("the port must be a number from 1 to 65535")
+    end
+  end
+  number = number or (scheme == "https" and 443 or 80)
+  return { scheme = scheme, host = host:lower(), port = number, url = scheme .. "://" .. rest }
+end
+
 -- ----------------------------------------------------------------------------
 -- An action's parameters.
 

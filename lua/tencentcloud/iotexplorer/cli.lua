@@ -59,7 +59,7 @@ local COMMANDS = {
       { "GenerationMethod", "int", "0|1", "0 system-generated, 1 file upload", required = true },
       { "BatchCnt", "int", "N", "how many devices" },
       { "UploadUrl", "string", "URL", "the device-name file, when GenerationMethod is 1" },
-      { "GenerationQRCode", "bool", "true|false", "also generate QR codes" },
+      { "GenerationQRCode", "int", "0|1", "1 also generates QR codes" },
     },
   },
   GetBatchProductionsList = {

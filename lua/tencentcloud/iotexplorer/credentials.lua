@@ -334,8 +334,9 @@ function credentials.new(o)
     end
     chain.custom = dynamic_source("credential_provider", o.credential_provider)
   end
-  if o.profile ~= nil and type(o.profile) ~= "string" then
-    return nil, errors.invalid("profile", "profile must be a string")
+  local perr = require("tencentcloud.iotexplorer.check").opt_string(o, "profile")
+  if perr then
+    return nil, perr
   end
 
   local c, err = from_explicit(o)
@@ -369,6 +370,7 @@ function credentials.new(o)
   return chain
 end
 
-credentials.check_value = check_value
+-- The iot.new options this module owns and checks.
+credentials.OPTIONS = { "secret_id", "secret_key", "token", "profile", "credential_provider", "metadata_endpoint" }
 
 return credentials

@@ -9,6 +9,8 @@
 --   cause                      the last error behind a deadline's ClientError.Timeout
 -- tostring(err) reads "CODE: message (RequestId: id)", or "CODE: message".
 
+local actions = require("tencentcloud.iotexplorer.actions")
+
 local errors = {}
 
 -- Codes the Lua layer raises itself (the core has its own ClientError.* set).
@@ -74,6 +76,16 @@ function errors.invalid(field, message)
   return errors.new(errors.INVALID_PARAMETER, message, { field = field, sent = false })
 end
 
+-- A deadline ran out: `what` says where ("after 3 attempt(s)", "before the request could be sent"), `last`
+-- is the error that led to the wait, if any. Whether anything may have been sent follows from `last`.
+function errors.deadline(seconds, what, last)
+  local msg = string.format("deadline of %gs passed %s", seconds, what)
+  if last then
+    msg = msg .. "; last error: " .. tostring(last)
+  end
+  return errors.new(errors.TIMEOUT, msg, { cause = last, sent = last ~= nil and last.sent ~= false, deadline = true })
+end
+
 function errors.is_error(x)
   return type(x) == "table" and getmetatable(x) == Error
 end
@@ -82,9 +94,9 @@ local function starts_with(s, prefix)
   return type(s) == "string" and s:sub(1, #prefix) == prefix
 end
 
--- Reads only: safe to repeat whatever happened to the first attempt.
+-- Reads only: safe to repeat whatever happened to the first attempt (actions.lua decides).
 function errors.is_idempotent(action)
-  return starts_with(action, "Describe") or starts_with(action, "Get") or starts_with(action, "List")
+  return not actions.is_write(action)
 end
 
 -- Whether another attempt may succeed. For actions that change state we retry only

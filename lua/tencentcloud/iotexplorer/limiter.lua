@@ -69,9 +69,10 @@ function limiter.new(o)
   }, Limiter)
 end
 
--- Waits for this caller's slot (with sleep, default the limiter's). Returns the seconds waited, or nil and
--- the wait that would have been needed when it exceeds max_wait (nothing is reserved then,
--- so giving up costs the other callers nothing).
+-- Waits for this caller's slot under `key` (default the limiter's own), sleeping with `sleep` (default the
+-- limiter's own: a scheduler of many calls passes one that yields). Returns the seconds waited, or nil and
+-- the wait that would have been needed when it exceeds max_wait (nothing is reserved then, so giving up
+-- costs the other callers nothing).
 function Limiter:acquire(max_wait, key, sleep)
   local wait, needed = self.store:reserve(key or self.key, self.interval, self.now(), max_wait or math.huge)
   if not wait then

@@ -17,6 +17,7 @@ local core = require("tencentcloud.iotexplorer.core")
 local errors = require("tencentcloud.iotexplorer.errors")
 local check = require("tencentcloud.iotexplorer.check")
 local actions = require("tencentcloud.iotexplorer.actions")
+local perform = require("tencentcloud.iotexplorer.perform")
 
 local many = {}
 
@@ -63,7 +64,7 @@ local function prepare(client, action, params)
     for k, v in next, params do
       p[k] = v
     end
-    return { action = action, version = actions.VERSION, params = p }
+    return perform.request(action, actions.VERSION, p)
   end
   if not actions.available_in(a, client.region) then
     return nil, invalid("region", action .. " is not available in region " .. tostring(client.region)
@@ -73,7 +74,7 @@ local function prepare(client, action, params)
   if not p then
     return nil, err
   end
-  return { action = action, version = a.version, params = p }
+  return perform.request(action, a.version, p)
 end
 
 -- ----------------------------------------------------------------------------
@@ -360,7 +361,7 @@ function Batch:run_ngx(ngx_support)
     if refused then
       return nil, refused
     end
-    local res, err = p.transport("call", req)
+    local res, err = perform.core_call(p, req)
     if res ~= nil or (type(err) == "table" and err.sent ~= false) then
       sent[req] = true
     end

@@ -23,6 +23,8 @@
 -- * Retry jitter: each worker reseeds its own generator, so workers forked from one client do not back off
 --   in step.
 
+local retry = require("tencentcloud.iotexplorer.retry")
+
 local M = {}
 
 M.DEFAULT_THREAD_POOL = "iotexplorer"
@@ -277,34 +279,24 @@ local function new_http_get(pool)
   end
 end
 
--- Per-worker jitter: reseeded whenever the pid changes (a client made in init_by_lua lives in every
--- worker). Park-Miller, as in init.lua.
-local function new_random()
-  local state, seeded_for = 1, nil
-  return function()
-    local pid = ngx.worker.pid()
-    if pid ~= seeded_for then
-      seeded_for = pid
-      state = (pid * 7919 + math.floor(ngx.now() * 1000) + math.floor(os.clock() * 1e6)) % 2147483646 + 1
-    end
-    state = (state * 48271) % 2147483647
-    return (state - 1) / 2147483646
-  end
+-- Per-worker jitter: reseeded whenever the pid changes (a client made in init_by_lua lives in every worker).
+local function worker_seed()
+  local pid = ngx.worker.pid()
+  return pid, pid * 7919 + math.floor(ngx.now() * 1000) + math.floor(os.clock() * 1e6)
 end
 
 local warned_no_dict = false
 
--- Called by iot.new inside nginx with the (checked) options and the client's core.new_session options.
--- o.nginx: nil or a table
--- { thread_pool = "iotexplorer", shared_dict = "iotexplorer" }. Returns
+-- Called by iot.new inside nginx with the (checked) options and the core session's options. o.nginx: nil,
+-- true or a table { thread_pool = "iotexplorer", shared_dict = "iotexplorer" }. Returns
 -- { transport, close, sleep, store, http_get, random } or nil, message, field.
 function M.setup(o, client_session_options)
   local n = o.nginx
-  if n == nil then
+  if n == nil or n == true then
     n = {}
   end
   if type(n) ~= "table" then
-    return nil, "nginx must be a table { thread_pool = ..., shared_dict = ... } or false", "nginx"
+    return nil, "nginx must be true, false or a table { thread_pool = ..., shared_dict = ... }", "nginx"
   end
   for k, v in pairs(n) do
     if k ~= "thread_pool" and k ~= "shared_dict" then
@@ -345,7 +337,7 @@ function M.setup(o, client_session_options)
     sleep = M.sleep,
     store = store,
     http_get = new_http_get(pool),
-    random = new_random(),
+    random = retry.new_random(worker_seed),
   }
 end
 

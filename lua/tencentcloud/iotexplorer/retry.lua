@@ -18,16 +18,21 @@ function retry.backoff(n, base, cap, random)
   return (random or math.random)() * ceiling
 end
 
-local function deadline_error(seconds, attempts, last)
-  local msg = string.format("deadline of %gs passed after %d attempt(s)", seconds, attempts)
-  if last then
-    msg = msg .. "; last error: " .. tostring(last)
+-- Jitter needs randomness that differs between processes: LuaJIT's math.random starts from the same seed
+-- everywhere, so nginx workers would back off in step. A Park-Miller generator (exact in doubles, the same on
+-- 5.1 and 5.4). seed() -> key, value: the generator reseeds from value whenever key changes (inside nginx the
+-- key is the worker's pid, so workers forked from one master part ways).
+function retry.new_random(seed)
+  local state, seeded_for
+  return function()
+    local key, value = seed()
+    if key ~= seeded_for or not state then
+      seeded_for = key
+      state = math.floor(value) % 2147483646 + 1
+    end
+    state = (state * 48271) % 2147483647
+    return (state - 1) / 2147483646
   end
-  return errors.new(errors.TIMEOUT, msg, {
-    cause = last,
-    sent = last ~= nil and last.sent ~= false,
-    deadline = true,
-  })
 end
 
 -- retry.run(o) calls o.attempt until it succeeds or the policy says stop.
@@ -54,7 +59,7 @@ function retry.run(o)
     if deadline_at then
       remaining = deadline_at - now()
       if remaining <= 0 then
-        return nil, deadline_error(o.deadline, n, last), n
+        return nil, errors.deadline(o.deadline, string.format("after %d attempt(s)", n), last), n
       end
     end
 
@@ -73,7 +78,7 @@ function retry.run(o)
       local pause = retry.backoff(counted, base, cap, o.random)
       if deadline_at and pause >= deadline_at - now() then
         -- Sleeping would only wake us after the deadline: stop now.
-        return nil, deadline_error(o.deadline, n, last), n
+        return nil, errors.deadline(o.deadline, string.format("after %d attempt(s)", n), last), n
       end
       if pause > 0 then
         sleep(pause)
