@@ -65,6 +65,14 @@ build/bench/sign_tc3: spec/bench/sign_tc3.c src/tc3.c src/tc3.h $(BENCH_HEADERS)
 bench:
 	@sh spec/bench/run.sh
 
+# call_many (concurrency 8) beside the same calls one after another, both interpreters, against the emulator
+# answering after 0, 200 and 300 ms under the service's 20/s window (about 5 minutes). Not part of `make test`.
+.PHONY: bench-many
+bench-many:
+	@$(MAKE) --no-print-directory LUA=lua5.4
+	@$(MAKE) --no-print-directory LUA=luajit
+	@lua5.4 bench/many.lua
+
 deps:
 	@sh .ci/deps.sh test
 

@@ -6,10 +6,11 @@
 -- Each item runs the single call's whole path (Client:_perform): the action's input checks, credentials,
 -- the rate limiter's slot, retries, skew repair, logging, redaction. Only the waiting changes hands.
 --
--- Outside nginx every item is a coroutine. Its `invoke` yields the signed request to the scheduler below
--- and its `sleep` (the limiter's wait, retry backoff) yields a wake-up time; the scheduler hands requests to
--- a core multi handle (src/multi.c) and waits in one curl_multi_poll for the next wake-up or finished
--- transfer. No Lua runs while libcurl does, and the process sleeps while nothing is due.
+-- Outside nginx, `concurrency` worker coroutines take the items one after another. A worker's `invoke`
+-- yields the signed request to the scheduler below and its `sleep` (the limiter's wait, retry backoff)
+-- yields a wake-up time; the scheduler hands requests to a core multi handle (src/multi.c) and waits in one
+-- curl_multi_poll for the next wake-up or finished transfer. No Lua runs while libcurl does, and the
+-- process sleeps while nothing is due.
 -- Inside nginx each of up to `concurrency` light threads (ngx.thread.spawn) takes the next item and runs
 -- it over the client's own nginx transport; the shared-dict limiter spaces every worker's requests.
 
@@ -20,6 +21,13 @@ local actions = require("tencentcloud.iotexplorer.actions")
 local perform = require("tencentcloud.iotexplorer.perform")
 
 local many = {}
+
+-- LuaJIT: the scheduler runs a few times per call and crosses C and coroutine boundaries at every step,
+-- where a trace can only be stitched; compiling those short traces (and flipping the machine code's page
+-- protection for each) costs more than interpreting this file.
+if type(jit) == "table" then
+  jit.off(true, true)
+end
 
 many.DEFAULT_CONCURRENCY = 8
 many.MAX_CONCURRENCY = 64
@@ -203,7 +211,7 @@ end
 
 local SEND, SLEEP = {}, {}
 
--- What _perform calls for each attempt and each wait, inside an item's coroutine.
+-- What _perform calls for each attempt and each wait, inside a worker's coroutine.
 local function yield_invoke(_, req)
   return coroutine.yield(SEND, req)
 end
@@ -212,21 +220,25 @@ local function yield_sleep(seconds)
   coroutine.yield(SLEEP, seconds)
 end
 
-local function run_item(b, i)
-  return b.client:_perform(b.action, b.fields[i], b:item_options(), yield_invoke, yield_sleep)
+-- Worker w: takes the next item and runs it through _perform until none is left. A worker per unit of
+-- concurrency (not a coroutine per item), so coroutines and their grown stacks serve many items.
+local function work(b, w)
+  while true do
+    local i = b:take()
+    if not i then
+      return
+    end
+    b.current[w] = i
+    local res, err = b.client:_perform(b.action, b.fields[i], b:item_options(), yield_invoke, yield_sleep)
+    b.current[w] = nil
+    b:finish(i, res, err)
+  end
 end
 
--- An item done (or failed inside the scheduler): its slot is free.
-function Batch:settle(i, res, err)
-  self.cos[i], self.wakes[i], self.in_flight[i] = nil, nil, nil
-  self.active = self.active - 1
-  self:finish(i, res, err)
-end
-
--- Hands req (item i's attempt) to the multi handle. Returns true, or nil, err when it was refused before
--- anything was sent.
-function Batch:send(i, req)
-  local refused = self:refusal(self.sent[i])
+-- Hands req (worker w's attempt) to the multi handle, as transfer w. Returns true, or nil, err when it
+-- was refused before anything was sent.
+function Batch:send(w, req)
+  local refused = self:refusal(self.sent[self.current[w]])
   if refused then
     return nil, refused
   end
@@ -235,115 +247,109 @@ function Batch:send(i, req)
     return nil, err
   end
   self.multi = m
-  return m:add(i, req)
+  return m:add(w, req)
 end
 
--- Runs item i's coroutine from where it waits, with (a, b), until it waits again or ends.
-function Batch:step(i, a, b)
-  local co = self.cos[i]
+-- Runs worker w from where it waits, with (a, b), until it waits again or ends.
+function Batch:step(w, a, b)
   while true do
-    local ok, what, value = coroutine.resume(co, a, b)
+    local ok, what, value = coroutine.resume(self.workers[w], a, b)
     if not ok then
-      -- A bug below _perform, not a failure of the call: report it on the item, keep the batch going.
-      self:settle(i, nil, errors.new("ClientError.InternalError", "call_many item failed: " .. tostring(what),
-        { sent = self.sent[i] or false }))
+      -- A bug below _perform, not a failure of the call: report it on the item, start a fresh worker.
+      local i = self.current[w]
+      self.current[w], self.wakes[w] = nil, nil
+      self.workers[w] = coroutine.create(work)
+      if i then
+        self:finish(i, nil, errors.new("ClientError.InternalError", "call_many item failed: " .. tostring(what),
+          { sent = self.sent[i] or false }))
+      end
+      a, b = self, w
+    elseif coroutine.status(self.workers[w]) == "dead" then
+      self.workers[w] = nil
+      self.live = self.live - 1
       return
-    end
-    if coroutine.status(co) == "dead" then
-      self:settle(i, what, value)
+    elseif what == SLEEP then
+      self.wakes[w] = core.now() + (tonumber(value) or 0)
       return
+    else
+      local started, err = self:send(w, value)
+      if started then
+        self.in_flight[w] = true
+        return
+      end
+      a, b = nil, err
     end
-    if what == SLEEP then
-      self.wakes[i] = core.now() + (tonumber(value) or 0)
-      return
-    end
-    local started, err = self:send(i, value)
-    if started then
-      self.in_flight[i] = true
-      return
-    end
-    a, b = nil, err
   end
 end
 
 -- The batch stopped: what is in flight is abandoned (never resent), what waits is dropped.
 function Batch:abandon_all()
-  for i in pairs(self.cos) do
-    local sent = self.sent[i] or false
-    if self.in_flight[i] then
-      sent = self.multi:abandon(i) or sent
+  for w = 1, self.size do
+    local i = self.current[w]
+    if self.workers[w] and i then
+      local sent = self.sent[i] or false
+      if self.in_flight[w] then
+        sent = self.multi:abandon(w) or sent
+      end
+      self:leave(i, sent)
     end
-    self.cos[i], self.wakes[i], self.in_flight[i] = nil, nil, nil
-    self:leave(i, sent)
+    self.workers[w], self.current[w], self.wakes[w], self.in_flight[w] = nil, nil, nil, nil
   end
-  self.active = 0
+  self.live = 0
 end
 
--- Resumes the items whose transfer finished, then those whose wake-up time has come.
+-- Resumes the workers whose transfer finished, then those whose wake-up time has come.
 function Batch:wait_and_resume(timeout)
   if self.multi and next(self.in_flight) then
     local ids, results, errs = self.multi:wait(timeout)
     for k = 1, ids and #ids or 0 do
-      local i = ids[k]
+      local w = ids[k]
       local res, err = results[k], errs[k]
-      if res ~= nil or (err and err.sent ~= false) then
+      local i = self.current[w]
+      if i and (res ~= nil or (err and err.sent ~= false)) then
         self.sent[i] = true
       end
-      self.in_flight[i] = nil
-      if self.cos[i] then
-        self:step(i, res, err)
+      self.in_flight[w] = nil
+      if self.workers[w] and not self.stopped then
+        self:step(w, res, err)
       end
     end
   elseif timeout > 0 then
     core.sleep(timeout)
   end
-  local now, due = core.now(), nil
-  for i, t in pairs(self.wakes) do
-    if t <= now then
-      due = due or {}
-      due[#due + 1] = i
-    end
-  end
-  if due then
-    table.sort(due)
-    for _, i in ipairs(due) do
-      self.wakes[i] = nil
-      if self.cos[i] then
-        self:step(i)
-      end
+  local now = core.now()
+  for w = 1, self.size do
+    local t = self.wakes[w]
+    if t and t <= now and not self.stopped then
+      self.wakes[w] = nil
+      self:step(w)
     end
   end
 end
 
 function Batch:run_multi()
-  self.cos, self.wakes, self.in_flight, self.sent, self.active = {}, {}, {}, {}, 0
-  local concurrency = self.o.concurrency
-  while true do
-    while not self.stopped and self.active < concurrency do
-      local i = self:take()
-      if not i then
-        break
-      end
-      self.active = self.active + 1
-      self.cos[i] = coroutine.create(run_item)
-      self:step(i, self, i)
-    end
-    if self.stopped then
-      self:abandon_all()
-      while self:take() do end   -- gives every item not started its error
-    end
-    if self.active == 0 and self.next > self.n then
-      break
-    end
-    if self.active > 0 then
-      local wake = math.huge
-      for _, t in pairs(self.wakes) do
-        if t < wake then wake = t end
-      end
-      local timeout = wake == math.huge and 1 or math.max(wake - core.now(), 0)
-      self:wait_and_resume(timeout)
-    end
+  self.size = math.min(self.o.concurrency, self.n)
+  self.workers, self.current, self.wakes, self.in_flight, self.sent, self.live = {}, {}, {}, {}, {}, 0
+  for w = 1, self.size do
+    self.workers[w] = coroutine.create(work)
+    self.live = self.live + 1
   end
+  for w = 1, self.size do
+    if self.stopped then break end
+    self:step(w, self, w)
+  end
+  while self.live > 0 and not self.stopped do
+    local wake = math.huge
+    for w = 1, self.size do
+      local t = self.wakes[w]
+      if t and t < wake then wake = t end
+    end
+    self:wait_and_resume(wake == math.huge and 1 or math.max(wake - core.now(), 0))
+  end
+  if self.stopped then
+    self:abandon_all()
+  end
+  self:take()   -- after a stop: every item not started gets its error (workers take all the others)
   if self.client.closed then
     many.close(self.client)
   end
