@@ -331,6 +331,59 @@ describe("client:call_many", function()
   end)
 end)
 
+describe("call_many and signals", function()
+  -- A child of the interpreter running the specs traps SIGINT (core.trap_signals) and runs a batch whose
+  -- answers take 20 s; the signal must end it within a second or two, every item with Interrupted.
+  local CHILD = [==[
+local iot = require("tencentcloud.iotexplorer")
+local core = require("tencentcloud.iotexplorer.core")
+local url, id, key = arg[1], arg[2], arg[3]
+local function say(...) io.stdout:write(table.concat({ ... }, " "), "\n") io.stdout:flush() end
+assert(core.trap_signals(true))
+local client = assert(iot.new{ region = "ap-guangzhou", endpoint = url, secret_id = id, secret_key = key })
+say("pid", io.open("/proc/self/stat"):read("*l"):match("^(%d+)"))
+local list = {}
+for i = 1, 20 do list[i] = { ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" } end
+local results, errs = client:describe_batch_productions(list, { concurrency = 4 })
+local interrupted, sent = 0, 0
+for i = 1, 20 do
+  if not results[i] and errs[i].code == "ClientError.Interrupted" then interrupted = interrupted + 1 end
+  if errs[i] and errs[i].sent then sent = sent + 1 end
+end
+say("interrupted", interrupted, "sent", sent)
+say("done")
+]==]
+
+  it("SIGINT stops a batch at once: what is in flight ends, nothing more is sent", function()
+    local emu = emulator.start()
+    local dir = util.tmpdir()
+    local ok, why = pcall(function()
+      emu:fault{ kind = "delay", seconds = 20, count = -1 }
+      local script, out = dir .. "/child.lua", dir .. "/child.out"
+      util.write_file(script, CHILD)
+      util.check_output("cd " .. util.shell_quote(util.ROOT) .. " && (" .. util.lua_command(script,
+        { emu.url, emu.secret_id, emu.secret_key }) .. " > " .. util.shell_quote(out)
+        .. " 2>&1; echo \"exit=$?\" >> " .. util.shell_quote(out) .. ") > /dev/null 2>&1 &")
+      local pid = util.wait_for("the child's pid", function() return (util.read_file(out) or ""):match("pid (%d+)") end)
+      util.wait_for("four requests in flight", function() return emu:counters().requests >= 4 end)
+      local started = core.now()
+      util.check_output("kill -INT " .. pid)
+      local text = util.wait_for("the child to end", function()
+        local t = util.read_file(out) or ""
+        return t:find("exit=%d+") and t
+      end, 20)
+      local took = core.now() - started
+      assert.is_true(took < 2.5, "took " .. took .. " s")
+      assert.truthy(text:find("interrupted 20 sent 4\n", 1, true), text)
+      assert.truthy(text:find("done\nexit=0", 1, true), text)
+      assert.equal(4, emu:counters().requests)
+    end)
+    emu:stop()
+    util.rm_rf(dir)
+    assert(ok, why)
+  end)
+end)
+
 describe("core multi handle", function()
   it("is collected and closed without leaks, and close() can be repeated", function()
     local s = assert(core.new_session{ host = "127.0.0.1", port = 1, scheme = "http", region = "ap-guangzhou" })

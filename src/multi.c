@@ -34,6 +34,7 @@ typedef struct slot {
     lua_Integer id;
     enum slot_state state;
     int curl_code;                     /* the transfer's result, once SLOT_DONE */
+    int interrupted;                   /* ended by SIGINT/SIGTERM (an interruptible session's) */
 } slot;
 
 typedef struct multi {
@@ -183,16 +184,26 @@ static int any_done(const multi *m) {
     return 0;
 }
 
-/* libcurl's multi handle itself failed (out of memory, say): every running transfer ends with that. */
-static void fail_running(multi *m) {
+/* Every running transfer ends now with curl_code: libcurl's multi handle itself failed (out of memory, say),
+ * or a signal arrived. */
+static void end_running(multi *m, int curl_code, int interrupted) {
     for (int i = 0; i < m->size; i++) {
         slot *sl = &m->slots[i];
         if (sl->state == SLOT_RUNNING) {
             curl_multi_remove_handle(m->curlm, http_easy(sl->http));
-            sl->curl_code = CURLE_OUT_OF_MEMORY;
+            sl->curl_code = curl_code;
+            sl->interrupted = interrupted;
             sl->state = SLOT_DONE;
         }
     }
+}
+
+/* Whether any of a transfer's request may have left: what http_end reports, or past the pre-transfer point
+ * for one stopped before it finished. */
+static int may_have_sent(slot *sl, const http_result *r) {
+    curl_off_t pretransfer = 0;
+    curl_easy_getinfo(http_easy(sl->http), CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+    return r->sent || pretransfer > 0;
 }
 
 static double now_ms(void) {
@@ -203,25 +214,39 @@ static double now_ms(void) {
 
 /* m:wait(seconds) -> ids, results, errs | nothing: the transfers finished by now, waiting up to `seconds`
  * for the first one when none has. Socket events that finish nothing are handled here, without returning
- * to Lua; nothing at all comes back when the time passed with no transfer finished. */
+ * to Lua; nothing at all comes back when the time passed with no transfer finished. With an interruptible
+ * session, SIGINT or SIGTERM ends every running transfer with ClientError.Interrupted. */
 static int multi_wait(lua_State *L) {
     multi *m = check_multi(L);
     lua_Number seconds = luaL_optnumber(L, 2, 0);
     double until = now_ms() + (seconds > 0 ? (seconds >= 86400 ? 86400000.0 : seconds * 1000.0) : 0);
+    watch w = { 0, 0 };
     if (m->curlm) {
+        int interrupted = 0;
+        if (watch_begin(L, &w, m->session->interruptible)) {
+            lua_pop(L, 2);             /* a trapped signal arrived already: what is running ends with it */
+            interrupted = 1;
+        }
+        const volatile sig_atomic_t *stop = watch_flag(&w);
         int running;
-        CURLMcode mc = curl_multi_perform(m->curlm, &running);
+        CURLMcode mc = interrupted ? CURLM_OK : curl_multi_perform(m->curlm, &running);
         if (mc == CURLM_OK) collect(m);
-        while (mc == CURLM_OK && !any_done(m)) {
+        while (mc == CURLM_OK && !interrupted && !any_done(m)) {
             double left = until - now_ms();
             if (left <= 0) break;
+            if (stop && left > 100) left = 100;          /* look at the signal flag at least every 100 ms */
             mc = curl_multi_poll(m->curlm, NULL, 0, (int)ceil(left), NULL);
             if (mc == CURLM_OK) mc = curl_multi_perform(m->curlm, &running);
             if (mc == CURLM_OK) collect(m);
+            interrupted = stop && *stop;
         }
-        if (mc != CURLM_OK) fail_running(m);
+        if (interrupted) end_running(m, CURLE_ABORTED_BY_CALLBACK, 1);
+        else if (mc != CURLM_OK) end_running(m, CURLE_OUT_OF_MEMORY, 0);
     }
-    if (!any_done(m)) return 0;
+    if (!any_done(m)) {
+        watch_end(&w);
+        return 0;
+    }
     lua_newtable(L);
     lua_newtable(L);
     lua_newtable(L);
@@ -233,14 +258,17 @@ static int multi_wait(lua_State *L) {
         http_status hs = http_end(sl->http, sl->curl_code, &r);
         n++;
         /* The slot is freed only once its answer is a Lua value: if making it raises, the next wait has it. */
-        int top = lua_gettop(L);
-        int results = call_result(L, hs, &r);    /* its answer on top, maybe with working values below */
+        int top = lua_gettop(L), results = 2;
+        if (sl->interrupted) push_interrupted(L, may_have_sent(sl, &r));
+        else results = call_result(L, hs, &r);   /* its answer on top, maybe with working values below */
         lua_rawseti(L, results == 1 ? ids + 1 : ids + 2, n);
         lua_settop(L, top);
         lua_pushinteger(L, sl->id);
         lua_rawseti(L, ids, n);
         sl->state = SLOT_FREE;
+        sl->interrupted = 0;
     }
+    watch_end(&w);                     /* may hand the signal on to the host's own handler */
     return 3;
 }
 
@@ -251,17 +279,12 @@ static int multi_abandon(lua_State *L) {
     lua_Integer id = luaL_checkinteger(L, 2);
     slot *sl = find_slot(m, id);
     if (!sl) return 0;
-    CURL *easy = http_easy(sl->http);
-    curl_off_t pretransfer = 0;
-    if (sl->state == SLOT_RUNNING) {
-        curl_multi_remove_handle(m->curlm, easy);
-        /* Past the pre-transfer point libcurl may have begun writing the request. */
-        curl_easy_getinfo(easy, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
-    }
+    if (sl->state == SLOT_RUNNING) curl_multi_remove_handle(m->curlm, http_easy(sl->http));
     http_result r;
     http_end(sl->http, sl->state == SLOT_DONE ? sl->curl_code : CURLE_ABORTED_BY_CALLBACK, &r);
     sl->state = SLOT_FREE;
-    lua_pushboolean(L, r.sent || pretransfer > 0);
+    sl->interrupted = 0;
+    lua_pushboolean(L, may_have_sent(sl, &r));
     return 1;
 }
 

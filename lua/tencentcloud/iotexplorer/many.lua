@@ -36,6 +36,10 @@ local OPTIONS = { "concurrency", "deadline", "timeout", "on_result" }
 
 local invalid = errors.invalid
 
+-- SIGINT or SIGTERM ended a transfer or a wait of an interruptible session (a plain script's Ctrl-C): the
+-- whole batch stops.
+local INTERRUPTED = "ClientError.Interrupted"
+
 local function check_options(opts)
   if opts == nil then
     opts = {}
@@ -131,6 +135,9 @@ function Batch:finish(i, res, err)
   end
   if not self.stopped and self.client.closed then
     self.stopped = { code = errors.CLIENT_CLOSED, message = "the client was closed during call_many" }
+  end
+  if not self.stopped and res == nil and self.errs[i].code == INTERRUPTED then
+    self.stopped = { code = INTERRUPTED, message = self.errs[i].message }
   end
 end
 
@@ -315,7 +322,10 @@ function Batch:wait_and_resume(timeout)
       end
     end
   elseif timeout > 0 then
-    core.sleep(timeout)
+    local slept, err = core.sleep(timeout, true)
+    if not slept and not self.stopped then
+      self.stopped = { code = err.code, message = err.message }
+    end
   end
   local now = core.now()
   for w = 1, self.size do
