@@ -1,7 +1,8 @@
 # tencentcloud-iotexplorer: build, test and run the demo without LuaRocks.
 #   make                 build the core for Lua 5.4   -> build/lua5.4/tencentcloud/iotexplorer/core.so
 #   make LUA=luajit      build the core for LuaJIT    -> build/luajit/tencentcloud/iotexplorer/core.so
-#   make test            install what is missing, then run every spec on both interpreters
+#   make test            install what is missing, then run every spec on both interpreters, ASan, valgrind, fuzz
+#   make check           the specs alone, installing nothing
 #   make demo            start the local API emulator and call DescribeBatchProduction through the module
 #   make install         PREFIX=/usr/local DESTDIR= (LUA=lua5.4 or LUA=luajit)
 
@@ -29,16 +30,16 @@ LIBS      = -lcurl -lcrypto -lpthread -lm
 
 BUILD   = build/$(LUA)
 CORE_SO = $(BUILD)/tencentcloud/iotexplorer/core.so
-SOURCES = src/core.c src/lcore.c src/session.c src/call.c src/download.c src/http_get.c src/signals.c \
-          src/tc3.c src/http.c src/multi.c
-HEADERS = src/compat.h src/lcore.h src/signals.h src/tc3.h src/http.h src/multi.h
+SOURCES = src/core.c src/lcore.c src/session.c src/call.c src/download.c src/outfile.c src/http_get.c \
+          src/signals.c src/jsonenc.c src/tc3.c src/http.c src/multi.c
+HEADERS = src/compat.h src/lcore.h src/signals.h src/outfile.h src/jsonenc.h src/tc3.h src/http.h src/multi.h
 
-.PHONY: all test check demo install clean deps check-c lint bench test-asan test-valgrind fuzz
+.PHONY: all test check demo install clean deps check-c lint bench test-asan test-valgrind fuzz node-deps
 
 all: $(CORE_SO)
 
 # Never link liblua: the interpreter that loads the module provides its symbols.
-$(CORE_SO): $(SOURCES) $(HEADERS)
+$(CORE_SO): $(SOURCES) $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -shared -o $@ $(SOURCES) $(LDFLAGS) $(LIBS)
 
@@ -46,24 +47,24 @@ build/tc3_vectors: spec/c/tc3_vectors.c src/tc3.c src/tc3.h
 	@mkdir -p build
 	$(CC) -std=c99 $(WARNINGS) $(CFLAGS) -o $@ spec/c/tc3_vectors.c src/tc3.c -lcrypto -lpthread
 
-# Benchmarks: the C baselines, then spec/bench/run.sh installs what is missing, starts its own nginx
-# and prints the table. Not part of `make test`.
-BENCH_HEADERS = spec/bench/bench_util.h spec/bench/sign_common.h
+# Benchmarks: the C baselines, then bench/run.sh starts its own nginx and prints the table. Not part of
+# `make test`; what it needs: sh .ci/deps.sh bench.
+BENCH_HEADERS = bench/bench_util.h bench/sign_common.h
 
-build/bench/sign_naive build/bench/sign_tuned: build/bench/%: spec/bench/%.c $(BENCH_HEADERS)
+build/bench/sign_naive build/bench/sign_tuned: build/bench/%: bench/%.c $(BENCH_HEADERS)
 	@mkdir -p build/bench
 	$(CC) -std=c99 $(WARNINGS) $(CFLAGS) -o $@ $< -lcrypto
 
-build/bench/floor_post: spec/bench/floor_post.c $(BENCH_HEADERS)
+build/bench/floor_post: bench/floor_post.c $(BENCH_HEADERS)
 	@mkdir -p build/bench
 	$(CC) -std=c99 $(WARNINGS) $(CFLAGS) -o $@ $< -lcurl
 
-build/bench/sign_tc3: spec/bench/sign_tc3.c src/tc3.c src/tc3.h $(BENCH_HEADERS)
+build/bench/sign_tc3: bench/sign_tc3.c src/tc3.c src/tc3.h $(BENCH_HEADERS)
 	@mkdir -p build/bench
-	$(CC) -std=c99 $(WARNINGS) $(CFLAGS) -Isrc -o $@ spec/bench/sign_tc3.c src/tc3.c -lcrypto -lpthread
+	$(CC) -std=c99 $(WARNINGS) $(CFLAGS) -Isrc -o $@ bench/sign_tc3.c src/tc3.c -lcrypto -lpthread
 
 bench:
-	@sh spec/bench/run.sh
+	@sh bench/run.sh
 
 # call_many (concurrency 8) beside the same calls one after another, both interpreters, against the emulator
 # answering after 0, 200 and 300 ms under the service's 20/s window (about 5 minutes). Not part of `make test`.
@@ -76,13 +77,31 @@ bench-many:
 deps:
 	@sh .ci/deps.sh test
 
-# The README's test command, and CI's: every spec on Lua 5.4 and LuaJIT (`make check`), then the
-# sanitizer, valgrind and fuzz runs. The last line is the specs' "N passed, N failed".
-test: check test-asan test-valgrind fuzz
+# The official Node.js SDK that spec/conformance_spec.lua drives, at the versions spec/helpers/node/
+# package-lock.json pins, installed outside the tracked tree (build/node) from the npm registry.
+NODE_SDK = build/node/node_modules/tencentcloud-sdk-nodejs-common/package.json
+
+node-deps: $(NODE_SDK)
+
+$(NODE_SDK): spec/helpers/node/package.json spec/helpers/node/package-lock.json
+	@mkdir -p build/node
+	cp spec/helpers/node/package.json spec/helpers/node/package-lock.json build/node/
+	cd build/node && npm ci --no-audit --no-fund
+	@touch $@
+
+# The README's test command, and CI's: installs what is missing (the only target besides demo that does:
+# Debian packages, the Node SDK), then every spec on Lua 5.4 and LuaJIT (`make check`), the sanitizer,
+# valgrind and fuzz runs. The last line is the specs' "N passed, N failed".
+test: deps node-deps
+	@$(MAKE) --no-print-directory check
+	@$(MAKE) --no-print-directory test-asan
+	@$(MAKE) --no-print-directory test-valgrind
+	@$(MAKE) --no-print-directory fuzz
 	@cat build/spec-summary.txt
 
-# The specs alone: luacheck, the signer's C vectors, then busted on both interpreters (about two minutes).
-check: deps lint
+# The specs alone: luacheck, the signer's C vectors, then busted on both interpreters (about five minutes).
+# Installs nothing: `make deps node-deps` (or `make test`) does.
+check: lint
 	@$(MAKE) --no-print-directory LUA=lua5.4
 	@$(MAKE) --no-print-directory LUA=luajit
 	@$(MAKE) --no-print-directory build/tc3_vectors
@@ -94,15 +113,14 @@ check-c:
 	@$(MAKE) --no-print-directory CC=clang BUILD=build/clang-check LUA=luajit -B build/clang-check/tencentcloud/iotexplorer/core.so
 
 lint:
-	@luacheck -q lua spec bin
+	@luacheck -q lua spec bin bench
 
-# Hardening. Each target first installs what it needs (sh .ci/deps.sh hardening).
+# Hardening. What they need: sh .ci/deps.sh hardening (make test installs it).
 # test-asan: the core built with ASan + UBSan into build/asan/ and every spec on Lua 5.4 with the ASan
 # runtime preloaded; any report fails the run. The spec helpers unset LD_PRELOAD for the processes they start.
 SAN_FLAGS = -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 
 test-asan:
-	@sh .ci/deps.sh hardening
 	@$(MAKE) --no-print-directory LUA=lua5.4
 	@$(MAKE) --no-print-directory CC=clang BUILD=build/asan LUA=lua5.4 CFLAGS="-O1 -g $(SAN_FLAGS)" \
 		LDFLAGS="$(SAN_FLAGS) -shared-libasan"
@@ -112,7 +130,6 @@ test-asan:
 # test-valgrind: 10,000 calls, then 2,000 call_many items, against the emulator under memcheck; any byte
 # definitely or indirectly lost fails.
 test-valgrind:
-	@sh .ci/deps.sh hardening
 	@$(MAKE) --no-print-directory LUA=lua5.4
 	valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
 		--error-exitcode=1 lua5.4 spec/valgrind/loop.lua
@@ -121,7 +138,7 @@ test-valgrind:
 
 # fuzz: libFuzzer targets (clang 14) for the C that handles untrusted bytes, FUZZ_TIME seconds each. Seeds and
 # regression inputs live in spec/fuzz/corpus/<target>/ (replayed first); new inputs go to build/fuzz/corpus/.
-FUZZ_TARGETS = fuzz_tc3 fuzz_sign fuzz_response fuzz_date
+FUZZ_TARGETS = fuzz_tc3 fuzz_sign fuzz_response fuzz_date fuzz_encode
 FUZZ_TIME   ?= 15
 FUZZ_FLAGS   = -std=c99 -g -O1 $(SAN_FLAGS) -fsanitize=fuzzer $(WARNINGS) -Isrc -DTCIOT_TEST_HOOKS
 
@@ -133,12 +150,11 @@ build/fuzz/fuzz_date: spec/fuzz/fuzz_date.c src/http.c src/http.h
 	@mkdir -p build/fuzz
 	clang-14 $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_date.c src/http.c -lcurl
 
-build/fuzz/fuzz_sign build/fuzz/fuzz_response: build/fuzz/%: spec/fuzz/%.c spec/fuzz/fuzz_lua.h $(SOURCES) $(HEADERS)
+build/fuzz/fuzz_sign build/fuzz/fuzz_response build/fuzz/fuzz_encode: build/fuzz/%: spec/fuzz/%.c spec/fuzz/fuzz_lua.h $(SOURCES) $(HEADERS)
 	@mkdir -p build/fuzz
 	clang-14 $(FUZZ_FLAGS) -I/usr/include/lua5.4 -o $@ $< $(SOURCES) -llua5.4 $(LIBS)
 
 fuzz:
-	@sh .ci/deps.sh hardening
 	@$(MAKE) --no-print-directory $(addprefix build/fuzz/,$(FUZZ_TARGETS))
 	@for t in $(FUZZ_TARGETS); do \
 		mkdir -p build/fuzz/corpus/$$t build/fuzz/artifacts; \

@@ -28,8 +28,9 @@ build = {
    type = "builtin",
    modules = {
       ["tencentcloud.iotexplorer.core"] = {
-         sources = { "src/core.c", "src/lcore.c", "src/session.c", "src/call.c", "src/download.c", "src/http_get.c",
-                     "src/signals.c", "src/tc3.c", "src/http.c", "src/multi.c" },
+         sources = { "src/core.c", "src/lcore.c", "src/session.c", "src/call.c", "src/download.c",
+                     "src/outfile.c", "src/http_get.c", "src/signals.c", "src/jsonenc.c", "src/tc3.c", "src/http.c",
+                     "src/multi.c" },
          libraries = { "curl", "crypto", "pthread", "m" },
          incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },

@@ -11,7 +11,7 @@ case "${1:-test}" in
   # nodejs (and npm, below): spec/conformance_spec.lua drives the emulator with the official Node.js SDK.
   test) want="$build $emulator luajit2 libluajit2-5.1-dev lua-busted lua-check luarocks clang nginx openssl nodejs"
         want="$want libnginx-mod-http-lua lua-resty-core valgrind libclang-rt-14-dev" ;;  # and what hardening needs
-  bench) want="$build $emulator luajit2 libluajit2-5.1-dev nginx lua-curl" ;;  # spec/bench/run.sh
+  bench) want="$build $emulator luajit2 libluajit2-5.1-dev nginx lua-curl" ;;  # bench/run.sh
   hardening) want="$build $emulator lua-busted clang valgrind libclang-rt-14-dev" ;;  # test-asan, test-valgrind, fuzz
   *) echo "usage: sh .ci/deps.sh demo|test|bench|hardening" >&2; exit 2 ;;
 esac

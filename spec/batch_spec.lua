@@ -5,6 +5,8 @@ local iot = require("tencentcloud.iotexplorer")
 local emulator = require("helpers.emulator")
 local leaks = require("helpers.leaks")
 local util = require("helpers.util")
+local range_server = require("helpers.range_server")
+local batch_helpers = require("tencentcloud.iotexplorer.batch")
 
 local PRODUCT = "R32ONVL0EU"
 local DOC_BATCH = { ProductId = PRODUCT, BatchProductionId = "LC-ya6zinv9" }
@@ -12,11 +14,11 @@ local STEP = 0.15   -- seconds per Status step of batches that progress
 
 local read, write = util.read_file, util.write_file
 
--- Names in `dir` that start with `prefix` (the final file and any temporary sibling).
+-- Names in `dir` that start with `prefix`, and any temporary the core makes there (".tciot-XXXXXX").
 local function files_like(dir, prefix)
   local out = {}
   for _, name in ipairs(util.listing(dir)) do
-    if name:sub(1, #prefix) == prefix then out[#out + 1] = name end
+    if name:sub(1, #prefix) == prefix or name:find("^%.tciot%-") then out[#out + 1] = name end
   end
   return out
 end
@@ -289,9 +291,20 @@ describe("batch production helpers", function()
       assert.are.same({}, files_like(dir, "devices.csv"))
     end)
 
-    it("removes the partial file when the connection is cut mid-transfer", function()
+    it("retries a transfer cut mid-way, from the start when the store ignores Range", function()
       local params = seed({ BatchCnt = 5000, Status = 3 })
       emu:fault({ kind = "truncate", action = "_download" })
+      local out, err = client:download_batch_production(params, path)
+      assert.is_nil(err)
+      assert.are.equal(2, out.transfers)
+      assert.are.equal(expected_csv(params), read(path))
+      assert.are.same({ "devices.csv" }, files_like(dir, "devices.csv"))
+      assert.are.equal(1, emu:counters().faults_applied)
+    end)
+
+    it("gives up after two retries of a cut transfer, removing the partial file", function()
+      local params = seed({ BatchCnt = 5000, Status = 3 })
+      emu:fault({ kind = "truncate", action = "_download", count = 3 })
       local received = 0
       local res, err = client:download_batch_production(params, path, {
         on_progress = function(r) received = r end,
@@ -299,9 +312,44 @@ describe("batch production helpers", function()
       assert.is_nil(res)
       assert.are.equal("ClientError.NetworkError", err.code)
       assert.are.equal("download", err.stage)
+      assert.are.equal(3, err.transfers)
       assert.is_true(received > 0, "some bytes arrived before the cut")
       assert.are.same({}, files_like(dir, "devices.csv"))
-      assert.are.equal(1, emu:counters().faults_applied)
+      assert.are.equal(3, emu:counters().faults_applied)
+    end)
+
+    it("resumes a cut transfer with Range where the store answers 206", function()
+      local files = range_server.start{ size = 100000 }
+      local link = { Status = 3, DownloadUrl = files.url .. "/cut-resume", RequestId = "r" }
+      local fake = { describe_batch_production = function() return link end }
+      local out, err = batch_helpers.download(fake, DOC_BATCH, path)
+      local log = files:log()
+      files:stop()
+      assert.is_nil(err)
+      assert.are.equal(2, out.transfers)
+      assert.are.equal(files.body, read(path))
+      assert.are.same({ { "/cut-resume", "" }, { "/cut-resume", "bytes=50000-" } }, log)
+      assert.are.same({ "devices.csv" }, files_like(dir, "devices.csv"))
+    end)
+
+    it("caps the size with max_bytes, leaving no file", function()
+      local params = seed({ BatchCnt = 5000, Status = 3 })
+      local res, err = client:download_batch_production(params, path, { max_bytes = 4096 })
+      assert.is_nil(res)
+      assert.are.equal("ClientError.ResponseTooLarge", err.code)
+      assert.are.equal("download", err.stage)
+      assert.are.same({}, files_like(dir, "devices.csv"))
+    end)
+
+    it("writes a new file 0600, keeps a stricter mode, and takes opts.mode", function()
+      local function mode_of(p) return (util.check_output("stat -c %a " .. util.shell_quote(p)):match("%d+")) end
+      assert(client:download_batch_production(DOC_BATCH, path))
+      assert.are.equal("600", mode_of(path))
+      util.check_output("chmod 400 " .. util.shell_quote(path))
+      assert(client:download_batch_production(DOC_BATCH, path))
+      assert.are.equal("400", mode_of(path))
+      assert(client:download_batch_production(DOC_BATCH, path, { mode = tonumber("640", 8) }))
+      assert.are.equal("640", mode_of(path))
     end)
 
     it("removes the partial file when on_progress cancels or fails", function()
@@ -348,6 +396,8 @@ describe("batch production helpers", function()
         { DOC_BATCH, path, { max_refreshes = -1 }, "max_refreshes" },
         { DOC_BATCH, path, { timeout = 0 }, "timeout" },
         { DOC_BATCH, path, { refreshes = 1 }, "refreshes" },
+        { DOC_BATCH, path, { mode = 1024 }, "mode" }, { DOC_BATCH, path, { max_bytes = 0 }, "max_bytes" },
+        { DOC_BATCH, "a\0b", nil, "path" },
       }
       for _, case in ipairs(cases) do
         local res, err = client:download_batch_production(case[1], case[2], case[3])

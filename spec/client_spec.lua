@@ -90,7 +90,8 @@ describe("client", function()
         if b.BatchProductionId == created.BatchProductionId then found = b end
       end
       assert.is_table(found)
-      assert.equal(10, found.BatchCnt)
+      assert.equal("EMULPROD02", found.ProductId)
+      assert.equal(0, found.BurnMethod)
       local d = assert(client:describe_batch_production{
         ProductId = "EMULPROD02", BatchProductionId = created.BatchProductionId })
       assert.equal(10, d.BatchCnt)

@@ -273,7 +273,7 @@ describe("core calls", function()
     it("ClientError.InvalidParameter for params JSON cannot hold, before any I/O", function()
       local _, err = core.call(session, request{ params = { f = print } })
       assert.are.equal("ClientError.InvalidParameter", err.code)
-      assert.are.equal("params", err.field)
+      assert.are.equal("f", err.field)   -- the path of the value inside params
       assert.is_false(err.sent)
       assert.are.equal(0, emu:counters().requests)
     end)

@@ -10,7 +10,7 @@ local LIMIT = 2.5
 
 local CHILD = [[
 local core = require("tencentcloud.iotexplorer.core")
-local what, url, id, key = arg[1], arg[2], arg[3], arg[4]
+local what, url, id, key, out = arg[1], arg[2], arg[3], arg[4], arg[5]
 local host, port = url:match("^http://([^:/]+):(%d+)")
 local stat = io.open("/proc/self/stat"):read("*l")
 local function say(...) io.stdout:write(table.concat({ ... }, " "), "\n") io.stdout:flush() end
@@ -24,6 +24,11 @@ say("pid", stat:match("^(%d+)"))
 if what == "call" or what == "trap-call" then
   local res, err = core.call(s, req)
   say("returned", tostring(res), err and err.code or "", tostring(err and err.signal), tostring(core.interrupted()))
+elseif what == "download" then
+  local link = assert(core.call(s, req)).DownloadUrl
+  say("downloading")
+  local res, err = core.download(s, { url = link, path = out .. "/devices.csv" })
+  say("returned", tostring(res), err and err.code or "")
 elseif what == "sleep" or what == "trap-sleep" then
   local ok, err = core.sleep(60, true)
   say("returned", tostring(ok), err and err.code or "", tostring(err and err.signal))
@@ -46,6 +51,7 @@ describe("signals", function()
     dir = util.tmpdir()
     script = dir .. "/child.lua"
     util.write_file(script, CHILD)
+    util.check_output("mkdir " .. util.shell_quote(dir .. "/out"))
   end)
   teardown(function()
     emu:stop()
@@ -58,7 +64,7 @@ describe("signals", function()
     local out = dir .. "/" .. what .. ".out"
     os.remove(out)
     util.check_output("cd " .. util.shell_quote(util.ROOT) .. " && (" .. util.lua_command(script,
-      { what, emu.url, emu.secret_id, emu.secret_key }) .. " > " .. util.shell_quote(out)
+      { what, emu.url, emu.secret_id, emu.secret_key, dir .. "/out" }) .. " > " .. util.shell_quote(out)
       .. " 2>&1; echo \"exit=$?\" >> " .. util.shell_quote(out) .. ") > /dev/null 2>&1 &")
     local pid = util.wait_for("the child's pid", function()
       return (util.read_file(out) or ""):match("pid (%d+)")
@@ -95,6 +101,20 @@ describe("signals", function()
     local text, took = interrupt(pid, out, "TERM")
     assert.is_true(took < LIMIT, "took " .. took .. " s")
     assert.truthy(text:find("exit=143", 1, true), text)   -- 128 + 15: killed by the signal it was sent
+  end)
+
+  it("SIGINT ends a download, leaving no file and no temporary behind", function()
+    emu:fault{ kind = "delay", seconds = 20, action = "_download" }
+    local pid, out = spawn("download")
+    util.wait_for("the download to start", function()
+      return (util.read_file(out) or ""):find("downloading", 1, true) and #util.listing(dir .. "/out") > 0
+    end)
+    local temporaries = util.listing(dir .. "/out")
+    local text, took = interrupt(pid, out, "INT")
+    assert.is_true(took < LIMIT, "took " .. took .. " s")
+    assert.truthy(temporaries[1]:find("^%.tciot%-"), temporaries[1])   -- there was one while it ran
+    assert.truthy(text:find("interrupted!", 1, true), text)
+    assert.are.same({}, util.listing(dir .. "/out"))
   end)
 
   it("SIGINT ends core.sleep within a second", function()

@@ -142,6 +142,13 @@ describe("emulator as the service", function()
         { method = "GET" }))
     end)
 
+    it("refuses a query over 32 KB with RequestSizeLimitExceeded", function()
+      assert.equal("RequestSizeLimitExceeded", code("GetBatchProductionsList",
+        { ProjectId = string.rep("P", 33 * 1024) }, { method = "GET" }))
+      assert.equal("ResourceNotFound.ProjectNotExist", code("GetBatchProductionsList",
+        { ProjectId = string.rep("P", 30 * 1024) }, { method = "GET" }))
+    end)
+
     it("verifies the signature over the query and refuses a JSON content type", function()
       local status, _, doc = emu:call("DescribeBatchProduction", DOC_BATCH, { method = "GET",
         headers = { Authorization = emulator.authorization({ secret_id = emu.secret_id, secret_key = emu.secret_key,
@@ -263,22 +270,9 @@ describe("emulator as the service", function()
     -- Writes a signed request on each of n connections before reading any answer.
     local function concurrent(n)
       local socks = {}
-      local body = cjson.encode(DOC_BATCH)
-      for i = 1, n do
-        socks[i] = assert(socket.connect(emu.host, emu.port))
-        socks[i]:settimeout(10)
-      end
-      local ts = os.time()
-      local hostport = emu.host .. ":" .. emu.port
-      local auth = emulator.authorization({ secret_id = emu.secret_id, secret_key = emu.secret_key,
-        timestamp = ts, host = hostport, content_type = "application/json", body = body })
+      for i = 1, n do socks[i] = emu:connect() end
       local t0 = socket.gettime()
-      for i = 1, n do
-        assert(socks[i]:send(table.concat({ "POST / HTTP/1.1", "Host: " .. hostport,
-          "Content-Type: application/json", "X-TC-Action: DescribeBatchProduction", "X-TC-Version: 2019-04-23",
-          "X-TC-Region: ap-guangzhou", "X-TC-Timestamp: " .. ts, "Authorization: " .. auth,
-          "Content-Length: " .. #body, "", body }, "\r\n")))
-      end
+      for i = 1, n do emu:send_signed(socks[i]) end
       local statuses = {}
       for i = 1, n do
         statuses[i] = emulator.read_response(socks[i])
@@ -308,8 +302,21 @@ describe("emulator as the service", function()
         assert.equal(2000, c.requests)
         assert.equal(2001, c.connections)   -- and this counters request
         assert.is_nil(err_code(select(3, big:call("DescribeBatchProduction", DOC_BATCH))))
+        assert.is_true(c.max_open_connections <= 900, "open at once: " .. c.max_open_connections)
       end)
       big:stop()
+      assert(ok, err)
+    end)
+
+    it("holds at most --max-connections open, closing idle kept-alive ones to make room", function()
+      local small = emulator.start({ fixture = { rate_limit = 0 }, args = { "--max-connections", "20" } })
+      local ok, err = pcall(function()
+        assert.same({ ok = 300, failed = 0 }, assert(small:flood(300)))
+        local c = small:counters()
+        assert.equal(300, c.requests)
+        assert.is_true(c.max_open_connections <= 20, "open at once: " .. c.max_open_connections)
+      end)
+      small:stop()
       assert(ok, err)
     end)
   end)

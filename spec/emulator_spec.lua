@@ -13,29 +13,6 @@ local function err_code(doc)
   return doc and doc.Response and doc.Response.Error and doc.Response.Error.Code
 end
 
--- Opens a keep-alive connection to the emulator.
-local function connect(emu)
-  local sock = assert(socket.connect(emu.host, emu.port))
-  sock:settimeout(10)
-  return sock
-end
-
--- Writes a signed DescribeBatchProduction request by hand (no response read).
-local function send_signed(emu, sock, extra_headers)
-  local ts = os.time()
-  local body = cjson.encode(DOC_BATCH)
-  local host = emu.host .. ":" .. emu.port
-  local auth = emulator.authorization({ secret_id = emu.secret_id, secret_key = emu.secret_key,
-    timestamp = ts, host = host, content_type = "application/json", body = body })
-  local lines = { "POST / HTTP/1.1", "Host: " .. host, "Content-Type: application/json",
-    "X-TC-Action: DescribeBatchProduction", "X-TC-Version: 2019-04-23", "X-TC-Region: ap-guangzhou",
-    "X-TC-Timestamp: " .. ts, "Authorization: " .. auth, "Content-Length: " .. #body }
-  for _, h in ipairs(extra_headers or {}) do lines[#lines + 1] = h end
-  lines[#lines + 1] = ""
-  lines[#lines + 1] = body
-  assert(sock:send(table.concat(lines, "\r\n")))
-end
-
 local function get(url)
   local host, port, path = url:match("^http://([^:/]+):(%d+)(/.*)$")
   return emulator.http(host, tonumber(port), { method = "GET", path = path })
@@ -114,6 +91,16 @@ describe("emulator", function()
       assert.equal(defaults.SECRET_KEY, emu.secret_key)
     end)
 
+    it("prints, after EMULATOR_READY, the export lines that point the library at it", function()
+      local out = util.read_file(emu.files.out)
+      assert.equal(table.concat({
+        "EMULATOR_READY " .. emu.url,
+        "export TENCENTCLOUD_SECRET_ID=" .. defaults.SECRET_ID,
+        "export TENCENTCLOUD_SECRET_KEY=" .. defaults.SECRET_KEY,
+        "export TENCENTCLOUD_REGION=ap-guangzhou",
+        "export TENCENTCLOUD_IOTEXPLORER_ENDPOINT=" .. emu.url, "" }, "\n"), out)
+    end)
+
     it("reproduces the documented DescribeBatchProduction example", function()
       local status, headers, doc, raw = emu:call("DescribeBatchProduction", DOC_BATCH)
       assert.equal(200, status)
@@ -140,7 +127,7 @@ describe("emulator", function()
 
     it("keeps a connection alive for several requests", function()
       local before = emu:counters().connections
-      local sock = connect(emu)
+      local sock = emu:connect()
       local s1, _, d1 = emu:call("DescribeBatchProduction", DOC_BATCH, { sock = sock, keep = true })
       local s2, _, d2 = emu:call("DescribeBatchProduction", DOC_BATCH, { sock = sock, keep = true })
       sock:close()
@@ -154,7 +141,7 @@ describe("emulator", function()
     end)
 
     it("closes the connection after Connection: close", function()
-      local sock = connect(emu)
+      local sock = emu:connect()
       local status, headers = emu:call("DescribeBatchProduction", DOC_BATCH,
         { sock = sock, keep = true, headers = { Connection = "close" } })
       assert.equal(200, status)
@@ -167,12 +154,12 @@ describe("emulator", function()
 
     it("answers a second connection while a delayed response is pending", function()
       emu:fault({ kind = "delay", seconds = 1.0, count = 1 })
-      local slow, fast = connect(emu), connect(emu)
+      local slow, fast = emu:connect(), emu:connect()
       local t0 = socket.gettime()
       -- Send the slow request first, then the fast one on another connection.
-      send_signed(emu, slow)
+      emu:send_signed(slow)
       socket.sleep(0.1)   -- make sure the slow request is the one that takes the fault
-      send_signed(emu, fast)
+      emu:send_signed(fast)
       local fs = emulator.read_response(fast)
       local t_fast = socket.gettime() - t0
       local ss = emulator.read_response(slow)
@@ -185,7 +172,7 @@ describe("emulator", function()
     end)
 
     it("rejects bodies over 10 MB with RequestSizeLimitExceeded", function()
-      local sock = connect(emu)
+      local sock = emu:connect()
       assert(sock:send("POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
         .. "Content-Length: " .. (10 * 1024 * 1024 + 1) .. "\r\n\r\n{"))
       local status, headers, body = emulator.read_response(sock)
@@ -196,7 +183,7 @@ describe("emulator", function()
     end)
 
     it("rejects chunked request bodies cleanly", function()
-      local sock = connect(emu)
+      local sock = emu:connect()
       assert(sock:send("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n0\r\n\r\n"))
       local status, _, body = emulator.read_response(sock)
       sock:close()
@@ -205,8 +192,8 @@ describe("emulator", function()
     end)
 
     it("answers Expect: 100-continue with an interim response", function()
-      local sock = connect(emu)
-      send_signed(emu, sock, { "Expect: 100-continue" })
+      local sock = emu:connect()
+      emu:send_signed(sock, { "Expect: 100-continue" })
       local interim = emulator.read_response(sock)
       local status, _, body = emulator.read_response(sock)
       sock:close()
@@ -485,7 +472,7 @@ describe("emulator", function()
   describe("rate limit", function()
     it("answers RequestLimitExceeded beyond rate_limit per second and records the peak", function()
       emu:set({ rate_limit = 5 })
-      local sock = connect(emu)
+      local sock = emu:connect()
       local codes = {}
       for i = 1, 8 do
         local _, _, doc = emu:call("DescribeBatchProduction", DOC_BATCH, { sock = sock, keep = true })
@@ -513,159 +500,6 @@ describe("emulator", function()
     end)
   end)
 
-  describe("faults", function()
-    local function describe_call(opts)
-      return emu:call("DescribeBatchProduction", DOC_BATCH, opts)
-    end
-
-    it("injects HTTP status codes for `count` requests", function()
-      emu:fault({ kind = "status", status = 503, count = 2 })
-      assert.equal(503, (describe_call()))
-      assert.equal(503, (describe_call()))
-      assert.equal(200, (describe_call()))
-    end)
-
-    it("injects API error envelopes", function()
-      emu:fault({ kind = "error", code = "InternalError", count = 1 })
-      local status, _, doc = describe_call()
-      assert.equal(200, status)
-      assert.equal("InternalError", err_code(doc))
-      assert.matches("%x+%-", doc.Response.RequestId)
-    end)
-
-    it("targets one action when asked", function()
-      emu:fault({ kind = "error", code = "InternalError", action = "GetBatchProductionsList" })
-      local _, _, d = describe_call()
-      assert.is_nil(err_code(d))
-      local _, _, l = emu:call("GetBatchProductionsList", { ProjectId = "PROJECT0001" })
-      assert.equal("InternalError", err_code(l))
-    end)
-
-    it("resets the connection before answering", function()
-      emu:fault({ kind = "reset" })
-      local sock = connect(emu)
-      send_signed(emu, sock)
-      local data, err, partial = sock:receive(1)
-      sock:close()
-      assert.is_nil(data)
-      assert.equal("", partial)
-      assert.matches("^c[lo][on]", err)   -- "closed" or "connection reset by peer"
-    end)
-
-    it("resets the connection after the headers", function()
-      emu:fault({ kind = "reset", when = "headers" })
-      local sock = connect(emu)
-      send_signed(emu, sock)
-      local status, err, partial, st, headers = emulator.read_response(sock)
-      sock:close()
-      assert.is_nil(status)
-      assert.is_string(err)
-      assert.equal("", partial)
-      assert.equal(200, st)
-      assert.is_true(tonumber(headers["content-length"]) > 0)
-      -- The fault is used up: the next request succeeds.
-      assert.equal(200, (describe_call()))
-    end)
-
-    it("truncates the body under a larger Content-Length", function()
-      emu:fault({ kind = "truncate" })
-      local sock = connect(emu)
-      send_signed(emu, sock)
-      local status, err, partial, st, headers = emulator.read_response(sock)
-      sock:close()
-      assert.is_nil(status)
-      assert.equal("closed", err)
-      assert.equal(200, st)
-      assert.is_true(#partial > 0 and #partial < tonumber(headers["content-length"]))
-    end)
-
-    it("sends malformed JSON", function()
-      emu:fault({ kind = "malformed_json" })
-      local status, headers, doc, raw = describe_call()
-      assert.equal(200, status)
-      assert.equal("application/json", headers["content-type"])
-      assert.is_nil(doc)
-      assert.is_true(#raw > 0)
-    end)
-
-    it("sends proxy-style HTML pages", function()
-      emu:fault({ kind = "html", status = 502 })
-      local status, headers, doc, raw = describe_call()
-      assert.equal(502, status)
-      assert.equal("text/html", headers["content-type"])
-      assert.is_nil(doc)
-      assert.matches("<html>", raw)
-      emu:fault({ kind = "html", status = 200 })
-      status = describe_call()
-      assert.equal(200, status)
-    end)
-
-    it("sends raw responses", function()
-      emu:fault({ kind = "raw", status = 302, headers = { Location = "http://127.0.0.1:1/elsewhere" }, body = "" })
-      local status, headers, _, raw = describe_call()
-      assert.equal(302, status)
-      assert.equal("http://127.0.0.1:1/elsewhere", headers.location)
-      assert.equal("", raw)
-      emu:fault({ kind = "raw", status = 200, headers = { ["Content-Type"] = "application/json" },
-        body = '{"Response":{}}' })
-      local _, _, doc = describe_call()
-      assert.same({ Response = {} }, doc)
-      emu:fault({ kind = "raw", body_hex = '7b22526573706f6e7365223a7b22526571756573744964223a22ff'
-        .. 'fe227d7d' })
-      local _, _, _, bytes = describe_call()
-      assert.equal('{"Response":{"RequestId":"\255\254"}}', bytes)
-    end)
-
-    it("sends a big body of exactly N bytes", function()
-      emu:fault({ kind = "big", bytes = 1024 * 1024 })
-      local status, _, doc, raw = describe_call()
-      assert.equal(200, status)
-      assert.equal(1024 * 1024, #raw)
-      assert.is_string(doc.Response.RequestId)
-    end)
-
-    it("delays a response", function()
-      emu:fault({ kind = "delay", seconds = 0.3 })
-      local t0 = socket.gettime()
-      local status = describe_call()
-      assert.equal(200, status)
-      assert.is_true(socket.gettime() - t0 >= 0.28)
-    end)
-
-    it("does not apply faults to the control endpoint, and reset clears them", function()
-      emu:fault({ kind = "status", status = 500, count = 5 })
-      local c = emu:counters()   -- would raise on a non-200 answer
-      assert.equal(0, c.requests)
-      emu:reset()
-      assert.equal(200, (describe_call()))
-    end)
-
-    it("rejects unknown fault kinds", function()
-      assert.has_error(function() emu:fault({ kind = "nope" }) end)
-    end)
-  end)
-
-  describe("counters", function()
-    it("counts requests per action, auth failures and the last headers", function()
-      local before = emu:counters().connections
-      emu:call("DescribeBatchProduction", DOC_BATCH, { headers = { ["X-TC-RequestClient"] = "spec/1.0" } })
-      emu:call("GetBatchProductionsList", { ProjectId = "PROJECT0001" })
-      emu:call("DescribeBatchProduction", DOC_BATCH, { secret_id = "AKIDUNKNOWN" })
-      local c = emu:counters()
-      assert.equal(3, c.requests)
-      assert.equal(2, c.by_action.DescribeBatchProduction)
-      assert.equal(1, c.by_action.GetBatchProductionsList)
-      assert.equal(1, c.auth_failures)
-      assert.equal(before + 4, c.connections)   -- three calls and this counters call
-      assert.equal("DescribeBatchProduction", c.last_headers["x-tc-action"])
-      assert.matches("AKIDUNKNOWN", c.last_headers.authorization)
-      emu:reset()
-      c = emu:counters()
-      assert.equal(0, c.requests)
-      assert.same({}, c.by_action)
-      assert.equal(0, c.auth_failures)
-    end)
-  end)
 end)
 
 describe("emulator fixture", function()

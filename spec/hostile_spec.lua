@@ -421,13 +421,16 @@ describe("hostile input", function()
       local deep = {}
       local cur = deep
       for _ = 1, 2000 do cur.x = {} cur = cur.x end
+      -- The error names the offending value by its path, or params itself.
+      local FIELD = { ["a cycle"] = "^Cycle%.self%.self", ["2000 levels"] = "^Deep%.x%.x",
+        ["a function key"] = "^params$", ["a sparse array"] = "^Sparse$" }
       for name, params in pairs{ ["a cycle"] = { Cycle = cyclic }, ["2000 levels"] = { Deep = deep },
         ["a function key"] = { [print] = 1 }, ["a sparse array"] = { Sparse = { [1] = 1, [1000000] = 2 } } } do
         local ok, res, err = pcall(client.call, client, "DescribeBatchProduction", params)
         watch:see(res, err)
         if not ok then problems[#problems + 1] = name .. ": raised " .. tostring(res)
         elseif res ~= nil then problems[#problems + 1] = name .. ": accepted"
-        elseif not iot.is_error(err) or err.field ~= "params" then
+        elseif not iot.is_error(err) or not tostring(err.field):find(FIELD[name]) then
           problems[#problems + 1] = name .. ": " .. tostring(err)
         end
       end

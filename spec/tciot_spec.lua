@@ -408,14 +408,15 @@ describe("tciot", function()
 
     it("exits 4 when the connection is cut mid-transfer, leaving no partial file", function()
       local id = seed({ BatchCnt = 5000, Status = 3 })
-      emu:fault({ kind = "truncate", action = "_download" })
+      -- Cut every time: the first transfer and both retries.
+      emu:fault({ kind = "truncate", action = "_download", count = 3 })
       local r = tciot({ "DescribeBatchProduction", "--ProductId", PRODUCT, "--BatchProductionId", id,
         "--download", out .. "/devices.csv" })
       expect(r, 4, "tciot: ClientError.NetworkError:")
       assert.are.same({}, listing(out))
-      assert.are.equal(1, emu:counters().faults_applied)
+      assert.are.equal(3, emu:counters().faults_applied)
       -- The same with the CSV going to stdout: nothing printed, no temporary file left in $TMPDIR either.
-      emu:fault({ kind = "truncate", action = "_download" })
+      emu:fault({ kind = "truncate", action = "_download", count = 3 })
       r = tciot({ "DescribeBatchProduction", "--ProductId", PRODUCT, "--BatchProductionId", id, "--download", "-" },
         { env = { TMPDIR = out } })
       expect(r, 4, "ClientError.NetworkError")

@@ -14,35 +14,43 @@
 
 #define CONTENT_TYPE "application/json"
 #define SIGNED_HEADERS "content-type;host"
+#define KEEP_BODY_BUFFER (64u * 1024u)
 
 /* ---- JSON ---- */
 
 /* cjson decodes numbers as doubles and null as a sentinel: make integral values integers (on Lua 5.3+)
- * and drop nulls, so results read as the server meant them. */
-static void normalise(lua_State *L, int t, int null_idx) {
+ * and drop nulls, so results read as the server meant them. The decoder refuses nan, inf and hex
+ * numbers (decode_invalid_numbers off) but reads a literal past the doubles, like 1e400, as an infinity:
+ * returns -1 when one is found, so that such a body is no more valid here than the others. */
+static int normalise(lua_State *L, int t, int null_idx) {
     luaL_checkstack(L, 4, "response JSON nested too deeply");
     lua_pushnil(L);
     while (lua_next(L, t)) {
         int type = lua_type(L, -1);
         if (type == LUA_TTABLE) {
-            normalise(L, lua_absindex(L, -1), null_idx);
+            if (normalise(L, lua_absindex(L, -1), null_idx)) return lua_pop(L, 2), -1;
         } else if (type == LUA_TLIGHTUSERDATA && lua_rawequal(L, -1, null_idx)) {
             lua_pushvalue(L, -2);
             lua_pushnil(L);
             lua_rawset(L, t);              /* clearing an existing field during lua_next is allowed */
-        }
+        } else if (type == LUA_TNUMBER
 #if COMPAT_HAS_INTEGERS
-        else if (type == LUA_TNUMBER && !lua_isinteger(L, -1)) {
+                   && !lua_isinteger(L, -1)
+#endif
+        ) {
             lua_Number n = lua_tonumber(L, -1);
+            if (isinf(n)) return lua_pop(L, 2), -1;
+#if COMPAT_HAS_INTEGERS
             if (floor(n) == n && fabs(n) <= 9007199254740992.0) {
                 lua_pushvalue(L, -2);
                 lua_pushinteger(L, (lua_Integer)n);
                 lua_rawset(L, t);
             }
-        }
 #endif
+        }
         lua_pop(L, 1);
     }
+    return 0;
 }
 
 static void push_json_fn(lua_State *L, const char *name) { lua_getfield(L, UV_JSON, name); }
@@ -219,10 +227,14 @@ static int decode_response(lua_State *L, const http_result *r) {
         lua_pushnil(L);
     }
     int resp = lua_gettop(L);
+    int finite = 1;
     if (is_envelope) {
         push_json_fn(L, "null");
-        normalise(L, resp, lua_gettop(L));
+        finite = normalise(L, resp, lua_gettop(L)) == 0;
         lua_pop(L, 1);
+        is_envelope = finite;
+    }
+    if (is_envelope) {
         lua_getfield(L, resp, "Error");
         if (lua_isnil(L, -1) && r->code == 200) {
             lua_pushvalue(L, resp);
@@ -256,6 +268,7 @@ static int decode_response(lua_State *L, const http_result *r) {
     } else {
         push_transport_error(L, "ClientError.ParseJsonError", r);
         lua_pushstring(L, r->body_len == 0 ? "empty response body"
+                          : !finite ? "response JSON holds a number too large for a double"
                           : is_envelope ? "the Error object in the response has no Code"
                           : lua_type(L, doc) == LUA_TTABLE ? "response JSON has no Response object"
                           : "response body is not valid JSON");
@@ -280,21 +293,20 @@ int core_decode_response(lua_State *L) {
 
 /* ---- the call ---- */
 
-/* The request encoding, in one place: pushes the JSON text of the params table at index t. Returns 0, or 2
- * with nil, err pushed (a value JSON cannot hold: a function, a cycle, a mixed table). */
-static int encode_request(lua_State *L, int t) {
-    push_json_fn(L, "encode");
-    lua_pushvalue(L, t);
-    lua_call(L, 1, 2);                 /* cjson.safe: nil, message for functions, cycles, bad keys */
-    if (lua_isnil(L, -2)) {
-        lua_pushfstring(L, "params cannot be encoded as JSON: %s", lua_tostring(L, -1));
-        fail_local(L, "ClientError.InvalidParameter", lua_tostring(L, -1));
-        lua_pushliteral(L, "params");
-        lua_setfield(L, -2, "field");
-        return 2;
-    }
-    lua_pop(L, 1);
-    return 0;
+/* The request encoding, in one place: the params table at index t as JSON into s->body (jsonenc.h has the
+ * rules). Returns 0, or 2 with nil, err pushed, err.field naming the value JSON cannot hold. */
+static int encode_request(lua_State *L, session *s, int t) {
+    jsonenc_error err;
+    s->body.len = 0;
+    jsonenc_status st = jsonenc_value(L, t, &s->body, &err);
+    if (st == JSONENC_OK) return 0;
+    if (st == JSONENC_NO_MEMORY) return fail_local(L, "ClientError.NetworkError", "out of memory while encoding the request body");
+    const char *field = err.path[0] ? err.path : "params";
+    lua_pushfstring(L, "%s %s", field, err.what);
+    fail_local(L, "ClientError.InvalidParameter", lua_tostring(L, -1));
+    lua_pushstring(L, field);
+    lua_setfield(L, -2, "field");
+    return 2;
 }
 
 int call_build(lua_State *L, session *s, int t, const char **lines, http_request *out) {
@@ -318,8 +330,8 @@ int call_build(lua_State *L, session *s, int t, const char **lines, http_request
         } else {
             if (!lua_istable(L, params))
                 luaL_error(L, "bad field 'params' (table expected, got %s)", luaL_typename(L, params));
-            if (encode_request(L, params)) return 2;
-            body.s = lua_tolstring(L, -1, &body.len);
+            if (encode_request(L, s, params)) return 2;
+            body = (lstr){ s->body.data, s->body.len };
         }
     }
 
@@ -341,6 +353,13 @@ int call_result(lua_State *L, http_status hs, const http_result *r) {
     return hs != HTTP_OK ? transport_failure(L, r) : decode_response(L, r);
 }
 
+void call_trim_body(session *s) {
+    if (s->body.cap > KEEP_BODY_BUFFER) {          /* one huge request does not pin its memory */
+        OPENSSL_cleanse(s->body.data, s->body.cap);
+        jsonenc_buf_free(&s->body);
+    }
+}
+
 /* core.call(session, { secret_id, secret_key, token?, timestamp?, action, version, params? | body?,
  *                      timeout?, fresh_connection?, unsigned? }) -> Response | nil, err */
 int core_call(lua_State *L) {
@@ -359,6 +378,7 @@ int core_call(lua_State *L) {
     s->busy = 0;
     int results = call_result(L, hs, &r);
     if (s->close_pending) session_release(s);      /* r.body lives in the session: release after decoding */
+    call_trim_body(s);
     watch_end(&w);
     return results;
 }

@@ -79,15 +79,29 @@ static int core_now(lua_State *L) {
     return 1;
 }
 
-static double monotonic(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void nap(double seconds) {
     struct timespec ts = { (time_t)seconds, (long)((seconds - floor(seconds)) * 1e9) };
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
+}
+
+/* Sleeps until the monotonic time `until`, or at most 100 ms: steps towards one absolute deadline, so the
+ * wake-ups of many steps add no drift to the whole. Returns at once when the signal interrupts it. */
+static void nap_until(const struct timespec *until) {
+    struct timespec step;
+    clock_gettime(CLOCK_MONOTONIC, &step);
+    step.tv_nsec += 100000000L;
+    if (step.tv_nsec >= 1000000000L) {
+        step.tv_sec++;
+        step.tv_nsec -= 1000000000L;
+    }
+    if (step.tv_sec > until->tv_sec || (step.tv_sec == until->tv_sec && step.tv_nsec > until->tv_nsec)) step = *until;
+    clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &step, NULL);   /* EINTR: a signal, checked by the caller */
+}
+
+static int reached(const struct timespec *until) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return now.tv_sec > until->tv_sec || (now.tv_sec == until->tv_sec && now.tv_nsec >= until->tv_nsec);
 }
 
 /* core.sleep(seconds[, interruptible]) -> true | nil, err (interrupted). Watching for signals, it sleeps in
@@ -102,9 +116,17 @@ static int core_sleep(lua_State *L) {
     if (!stop) {
         if (seconds > 0) nap(seconds);
     } else {
-        double wake = monotonic() + (seconds > 0 ? seconds : 0);
-        for (double left = wake - monotonic(); left > 0 && !*stop; left = wake - monotonic())
-            nap(left < 0.1 ? left : 0.1);
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        if (seconds > 0) {
+            until.tv_sec += (time_t)seconds;
+            until.tv_nsec += (long)((seconds - floor(seconds)) * 1e9);
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+        }
+        while (!*stop && !reached(&until)) nap_until(&until);
     }
     int results;
     if (stop && *stop) {
@@ -176,6 +198,9 @@ int luaopen_tencentcloud_iotexplorer_core(lua_State *L) {
     lua_getfield(L, -1, "decode_max_depth");
     lua_pushinteger(L, 64);
     lua_call(L, 1, 0);
+    lua_getfield(L, -1, "decode_invalid_numbers");
+    lua_pushboolean(L, 0);             /* nan, inf and 0x10 in a response are not JSON: ParseJsonError */
+    lua_call(L, 1, 0);
 
     multi_open(L);
     luaL_setfuncs(L, functions, 2);
@@ -189,5 +214,14 @@ int luaopen_tencentcloud_iotexplorer_core(lua_State *L) {
     lua_setfield(L, -2, "interrupted");
     lua_pushliteral(L, CORE_VERSION);
     lua_setfield(L, -2, "_VERSION");
+    jsonenc_open(L);                   /* the array marker, for json_encode and call */
+    jsonenc_push_encoder(L);
+    lua_setfield(L, -2, "json_encode");
+    lua_pushcfunction(L, jsonenc_lua_array);
+    lua_setfield(L, -2, "array");
+    jsonenc_push_array_mt(L);
+    lua_setfield(L, -2, "array_mt");
+    jsonenc_push_empty_array(L);
+    lua_setfield(L, -2, "empty_array");
     return 1;
 }

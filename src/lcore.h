@@ -14,12 +14,14 @@
  *
  * Files: core.c (module table, clocks, signal functions), session.c (the session: what is fixed per
  * client), call.c (signed API calls), download.c (streaming a GET into a file), http_get.c (small plain
- * GETs), lcore.c (these helpers); tc3.c signs, http.c drives libcurl, signals.c catches SIGINT/SIGTERM. */
+ * GETs), lcore.c (these helpers); tc3.c signs, http.c drives libcurl, signals.c catches SIGINT/SIGTERM,
+ * outfile.c keeps downloads private until they are complete. */
 #ifndef TCIOT_LCORE_H
 #define TCIOT_LCORE_H
 
 #include "compat.h"
 #include "http.h"
+#include "jsonenc.h"
 #include "tc3.h"
 
 #include <stddef.h>
@@ -52,6 +54,8 @@ typedef struct session {
     int close_pending;                 /* close() was called during that transfer */
     char *scratch;                     /* header lines of the request being sent, reused */
     size_t scratch_cap;
+    jsonenc_buf body;                  /* the JSON body of the request being sent, reused */
+    struct outfile *partial;           /* a cut download kept to resume (download.c); NULL for none */
 } session;
 
 typedef struct signer_box { tc3_signer *signer; } signer_box;
@@ -86,6 +90,7 @@ int is_http_url(const lstr *url);      /* "http://" or "https://" (any case) and
 /* ---- sessions (session.c) ---- */
 
 session *check_session(lua_State *L);
+void download_forget(session *s);      /* removes the session's partial download, if any (download.c) */
 void session_release(session *s);
 /* Pushes nil, err and returns 2 when the session cannot take a request now (closed, or busy); 0 when it can. */
 int session_unusable(lua_State *L, const session *s);
@@ -120,6 +125,9 @@ int call_build(lua_State *L, session *s, int t, const char **lines, http_request
 /* Pushes what core.call returns for a finished transfer: the Response (1), or nil, err (2); working values
  * may stay below them on the stack. */
 int call_result(lua_State *L, http_status hs, const http_result *r);
+/* After a request left the session's body buffer (sent, or copied by libcurl): frees the buffer if one huge
+ * request grew it. */
+void call_trim_body(session *s);
 
 /* ---- the functions the module exports ---- */
 

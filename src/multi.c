@@ -146,7 +146,9 @@ static int multi_add(lua_State *L) {
     if (call_build(L, m->session, 3, lines, &req)) return 2;
     req.copy_body = 1;                 /* the body is a Lua string on this call's stack */
     http_result r;
-    if (http_begin(sl->http, &req, &r) != HTTP_OK) return transport_failure(L, &r);
+    http_status begun = http_begin(sl->http, &req, &r);
+    call_trim_body(m->session);
+    if (begun != HTTP_OK) return transport_failure(L, &r);
     CURLMcode mc = curl_multi_add_handle(m->curlm, http_easy(sl->http));
     if (mc != CURLM_OK) {
         http_end(sl->http, CURLE_FAILED_INIT, &r);

@@ -19,10 +19,13 @@
 session *check_session(lua_State *L) { return luaL_checkudata(L, 1, SESSION_MT); }
 
 void session_release(session *s) {
+    download_forget(s);
     http_session_free(s->http);
     tc3_signer_free(s->signer);        /* wipes the cached signing keys */
     if (s->scratch) OPENSSL_cleanse(s->scratch, s->scratch_cap);   /* held Authorization, maybe a token */
     free(s->scratch);
+    if (s->body.data) OPENSSL_cleanse(s->body.data, s->body.cap);  /* params may hold a device secret */
+    jsonenc_buf_free(&s->body);
     s->scratch = NULL;
     s->scratch_cap = 0;
     s->http = NULL;

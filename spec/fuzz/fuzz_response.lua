@@ -14,6 +14,15 @@ assert(core._decode_response, "core built without -DTCIOT_TEST_HOOKS: no _decode
 local STATUSES = { 500, 502, 503, 404, 400, 301, 302, 204, 100, 0, 999, 201 }
 local decoder = cjson.new()
 decoder.decode_max_depth(64)
+decoder.decode_invalid_numbers(false)  -- as the core's: nan, inf and hex numbers are not JSON
+
+-- A literal past the doubles (1e400) reads as an infinity: the core refuses such a body as not JSON.
+local function has_infinity(t)
+  for _, v in pairs(t) do
+    if v == math.huge or v == -math.huge or (type(v) == "table" and has_infinity(v)) then return true end
+  end
+  return false
+end
 
 local function walk(t, depth)
   assert(depth <= 64, "result nested deeper than the decoder allows")
@@ -36,6 +45,7 @@ function fuzz_one(data)
   local body = data:sub(2)
   local res, err = core._decode_response(body, status, (b % 2 == 0) and 1551113065 or nil)
   local doc = decoder.decode(body)
+  if type(doc) == "table" and has_infinity(doc) then doc = nil end
   local envelope = type(doc) == "table" and type(doc.Response) == "table"
   if res ~= nil then
     assert(err == nil, "a result and an error")

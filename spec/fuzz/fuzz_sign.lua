@@ -151,7 +151,7 @@ function fuzz_one(data)
       return check_raised(res, req, "call")
     end
     assert(valid, "call accepted an invalid " .. tostring(bad))
-    assert(res == nil and type(err) == "table" and err.field == "params" and err.sent == false,
+    assert(res == nil and type(err) == "table" and err.field == "f" and err.sent == false,
       "call did not refuse the params it cannot encode")
   else
     local ok, s = pcall(core.new_session, req)

@@ -124,7 +124,7 @@ end
 -- The emulator handle.
 
 -- opts: fixture (Lua table, encoded to a temporary JSON file), port (default 0),
--- timeout (seconds to wait for EMULATOR_READY, default 10).
+-- timeout (seconds to wait for EMULATOR_READY, default 10), args (more run.lua arguments, a list).
 function M.start(opts)
   opts = opts or {}
   local base = os.tmpname()
@@ -135,12 +135,14 @@ function M.start(opts)
   local fixture = opts.fixture or {}
   util.write_file(files.fixture, assert(cjson.encode(fixture)))
   local run = util.ROOT .. "/lua/tencentcloud/iotexplorer/emulator/run.lua"
+  local args = {}
+  for i, a in ipairs(opts.args or {}) do args[i] = shell_quote(a) end
   -- The shell records its pid and execs into the emulator (same pid). The pipe to
   -- its stdin is ours: when this process exits, the emulator sees EOF and quits.
   local cmd = string.format(
     "echo $$ > %s; exec env -u LD_PRELOAD lua5.4 %s --port %d --host 127.0.0.1 --fixture %s"
-      .. " --exit-on-stdin-eof > %s 2> %s",
-    shell_quote(files.pid), shell_quote(run), opts.port or 0, shell_quote(files.fixture),
+      .. " --exit-on-stdin-eof %s > %s 2> %s",
+    shell_quote(files.pid), shell_quote(run), opts.port or 0, shell_quote(files.fixture), table.concat(args, " "),
     shell_quote(files.out), shell_quote(files.err))
   local pipe = assert(io.popen(cmd, "w"))
   local self = setmetatable({ pipe = pipe, files = files }, Emu)
@@ -304,6 +306,29 @@ local function flood_main(host, port, n, secret_id, secret_key)
   end
   for i = 1, n do socks[i]:close() end
   io.stdout:write(string.format("FLOOD ok=%d failed=%d\n", good, bad))
+end
+
+-- Opens a keep-alive connection to the emulator.
+function Emu:connect()
+  local sock = assert(socket.connect(self.host, self.port))
+  sock:settimeout(10)
+  return sock
+end
+
+-- Writes a signed DescribeBatchProduction of the documented batch on `sock` by hand (no response read).
+function Emu:send_signed(sock, extra_headers)
+  local ts = os.time()
+  local body = '{"ProductId":"R32ONVL0EU","BatchProductionId":"LC-ya6zinv9"}'
+  local host = self.host .. ":" .. self.port
+  local auth = M.authorization({ secret_id = self.secret_id, secret_key = self.secret_key,
+    timestamp = ts, host = host, content_type = "application/json", body = body })
+  local lines = { "POST / HTTP/1.1", "Host: " .. host, "Content-Type: application/json",
+    "X-TC-Action: DescribeBatchProduction", "X-TC-Version: 2019-04-23", "X-TC-Region: ap-guangzhou",
+    "X-TC-Timestamp: " .. ts, "Authorization: " .. auth, "Content-Length: " .. #body }
+  for _, h in ipairs(extra_headers or {}) do lines[#lines + 1] = h end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = body
+  assert(sock:send(table.concat(lines, "\r\n")))
 end
 
 function Emu:stop()

@@ -20,7 +20,10 @@ local function request(batch)
 end
 local host, port = emu.url:match("^http://([^:/]+):(%d+)")
 
-local counts = { ok = 0, api_error = 0, input_error = 0 }
+local counts = { ok = 0, api_error = 0, input_error = 0, downloads = 0, gets = 0 }
+local dir = os.tmpname()
+os.remove(dir)
+assert(os.execute("mkdir -m 0700 " .. dir))
 local function fail(i, what)
   emu:stop()
   io.stderr:write(string.format("call %d: %s\n", i, what))
@@ -36,7 +39,16 @@ for i = 1, calls do
     session = assert(core.new_session{ scheme = "http", host = host, port = tonumber(port), region = "ap-guangzhou",
       timeout = 30, connect_timeout = 10 })
   end
-  if i % 100 == 0 then
+  if i % 100 == 50 then
+    -- A download into a private temporary, renamed into place; and a plain GET on a connection of its own.
+    local res = assert(core.call(session, request("LC-ya6zinv9")))
+    local out, err = core.download(session, { url = res.DownloadUrl, path = dir .. "/devices.csv", timeout = 30 })
+    if not out then fail(i, "download failed: " .. tostring(err and err.message)) end
+    os.remove(dir .. "/devices.csv")
+    local body, status = core.http_get(emu.url .. "/_emulator/counters", { timeout = 30 })
+    if status ~= 200 or type(body) ~= "string" then fail(i, "http_get failed") end
+    counts.downloads, counts.gets = counts.downloads + 1, counts.gets + 1
+  elseif i % 100 == 0 then
     -- Refused before any I/O: misuse raises (a Lua error through the argument checks), and params JSON
     -- cannot hold come back as an error table.
     local req = request("LC-ya6zinv9")
@@ -65,5 +77,7 @@ for i = 1, calls do
 end
 session:close()
 emu:stop()
-print(string.format("valgrind loop: %d calls (%d results, %d API errors, %d refused inputs) in %d s",
-  calls, counts.ok, counts.api_error, counts.input_error, os.time() - started))
+os.remove(dir)
+print(string.format("valgrind loop: %d calls (%d results, %d API errors, %d refused inputs, %d downloads, %d gets)"
+  .. " in %d s", calls, counts.ok, counts.api_error, counts.input_error, counts.downloads, counts.gets,
+  os.time() - started))

@@ -49,6 +49,7 @@ local function check_options(opts, known)
     if kind == "count" and (type(v) ~= "number" or v < 0 or v ~= math.floor(v) or v == math.huge) then
       return nil, invalid(k, k .. " must be an integer >= 0")
     end
+    -- "mode" and "bytes" are checked by their own function.
   end
   return opts
 end
@@ -170,47 +171,88 @@ function batch.wait(client, params, opts)
   end
 end
 
--- A name for the temporary file, next to the final one so the rename is atomic.
-local function temp_path(path)
-  local seed = math.floor(core.now() * 1e6) + (tonumber(tostring({}):match("0x(%x+)") or "0", 16) or 0)
-  for i = 1, 100 do
-    local candidate = string.format("%s.part-%08x", path, (seed + i * 7919) % 4294967296)
-    local f = io.open(candidate, "rb")
-    if not f then
-      return candidate
-    end
-    f:close()
-  end
-  return nil
-end
+batch.DEFAULT_MAX_BYTES = 256 * 1024 * 1024   -- the device file's size cap
+batch.RESUMES = 2                 -- a transfer cut short is continued (or restarted) at most this often
 
 local DOWNLOAD_OPTIONS = {
   on_progress = "function", timeout = "seconds", connect_timeout = "seconds", max_refreshes = "count",
+  mode = "mode", max_bytes = "bytes",
 }
 
--- Fetches the CSV behind DownloadUrl into `path`. It is written to
--- path .. ".part-XXXXXXXX" and renamed into place only when complete; on any failure
--- the temporary file is removed, so `path` is either the whole file or untouched.
--- An expired link (HTTP 403) is replaced by a fresh one from DescribeBatchProduction,
--- at most max_refreshes (2) times.
--- opts: on_progress(received, total) (return false to cancel), timeout (300 s for the
--- whole transfer), connect_timeout, max_refreshes.
--- Returns { path, bytes, response (the last DescribeBatchProduction answer), refreshes }.
+local function check_download_options(opts)
+  local o, err = check_options(opts, DOWNLOAD_OPTIONS)
+  if not o then
+    return nil, err
+  end
+  local mode, max_bytes = o.mode, o.max_bytes
+  if mode ~= nil and (type(mode) ~= "number" or mode ~= math.floor(mode) or mode < 0 or mode > 511) then
+    return nil, invalid("mode", "mode must be a file mode from 0 to 0777 (e.g. tonumber(\"640\", 8))")
+  end
+  if max_bytes ~= nil and (type(max_bytes) ~= "number" or max_bytes ~= math.floor(max_bytes) or max_bytes < 1
+      or max_bytes > 2 ^ 50) then
+    return nil, invalid("max_bytes", "max_bytes must be a whole number of bytes, at least 1")
+  end
+  return o
+end
+
+-- One link: the transfer, continued after a cut up to batch.RESUMES times. The core resumes with a Range
+-- request (the store answers 206) or starts over (200); the session keeps the partial file in between, and
+-- the last attempt asks it to keep nothing. Returns the core's result, or nil, err and the attempts made.
+local function fetch(download, req)
+  local attempts = 0
+  while true do
+    attempts = attempts + 1
+    req.keep_partial = attempts <= batch.RESUMES
+    local out, err = download(req)
+    if out or attempts > batch.RESUMES or not (err.partial_bytes or (err.code == errors.NETWORK_ERROR
+        and err.sent)) then
+      return out, err, attempts
+    end
+    req.resume = err.partial_bytes ~= nil
+  end
+end
+
+-- Fetches the CSV behind DownloadUrl into `path` ("-": standard output). Only a complete file reaches
+-- path: the core writes a private temporary (mode 0600, a random name next to path; for "-" no name at
+-- all) and renames it into place, so `path` is either the whole file or untouched. The file gets mode 0600,
+-- an existing target's mode when stricter, or opts.mode. A transfer cut short is continued (Range) or
+-- restarted, at most batch.RESUMES (2) times; an expired link (HTTP 403) is replaced by a fresh one from
+-- DescribeBatchProduction, at most max_refreshes (2) times.
+-- opts: on_progress(received, total) (return false to cancel), timeout (300 s for each transfer),
+-- connect_timeout, max_refreshes, mode, max_bytes (256 MiB).
+-- Returns { path, bytes, response (the last DescribeBatchProduction answer), refreshes, transfers (of the
+-- last link, resumptions included) }.
 -- Errors of the transfer itself carry stage = "download".
+local download_links
+
 function batch.download(client, params, path, opts, download)
   if not is_client(client) then
     return fail(invalid("self", "call methods with a colon: client:download_batch_production(...)"))
   end
   if type(path) ~= "string" or path == "" or path:find("%z") then
-    return fail(invalid("path", "path must be a file name (without NUL bytes)"))
+    return fail(invalid("path", "path must be a file name, or \"-\" for standard output (without NUL bytes)"))
   end
-  local o, err = check_options(opts, DOWNLOAD_OPTIONS)
+  local o, err = check_download_options(opts)
   if not o then
     return fail(err)
   end
+  if download then
+    return download_links(client, params, path, o, download)
+  end
+  -- Without the client's transport (proxy, CA settings, nginx's thread pool): a session of our own, for
+  -- every transfer of this download (it keeps a cut transfer's file for the next one to resume).
+  local own = core.new_session({ interruptible = true })
+  local res
+  res, err = download_links(client, params, path, o, function(req) return core.download(own, req) end)
+  own:close()
+  return res, err
+end
+
+-- The links of one download: the first, and fresh ones for expired links.
+function download_links(client, params, path, o, download)
   local max_refreshes = o.max_refreshes or batch.DEFAULT_REFRESHES
   local refreshes = 0
-
+  local err
   while true do
     local res
     res, err = client:describe_batch_production(params)
@@ -227,47 +269,24 @@ function batch.download(client, params, path, opts, download)
         tostring(params.BatchProductionId), batch.describe_status(res)), { response = res }))
     end
 
-    local tmp = temp_path(path)
-    if not tmp then
-      return fail(errors.new(errors.FILE_ERROR, "cannot find a free temporary name next to " .. path,
-        { stage = "download" }))
-    end
     local started = core.now()
-    -- The client's transport shares its proxy and CA settings (and, in nginx, its thread pool);
-    -- without one, a session of our own.
-    local req = {
-      url = url, path = tmp, on_progress = o.on_progress,
-      timeout = o.timeout or batch.DEFAULT_DOWNLOAD_TIMEOUT, connect_timeout = o.connect_timeout,
-    }
-    local out, derr
-    if download then
-      out, derr = download(req)
-    else
-      local own = core.new_session({})
-      out, derr = core.download(own, req)
-      own:close()
-    end
-    if out then
-      local renamed, rerr = os.rename(tmp, path)
-      if not renamed then
-        os.remove(tmp)
-        out, derr = nil, { code = errors.FILE_ERROR, message = "cannot move the download into place: "
-          .. tostring(rerr) }
-      end
-    else
-      os.remove(tmp)
-    end
+    local out, derr, attempts = fetch(download, {
+      url = url, path = path, mode = o.mode, max_bytes = o.max_bytes or batch.DEFAULT_MAX_BYTES,
+      on_progress = o.on_progress, timeout = o.timeout or batch.DEFAULT_DOWNLOAD_TIMEOUT,
+      connect_timeout = o.connect_timeout,
+    })
 
     local record = { action = "download", attempt = refreshes + 1, duration = core.now() - started }
     if out then
       record.status, record.bytes, record.http_status = "ok", out.bytes, out.http_status
       if client._log then client:_log(record) end
-      return { path = path, bytes = out.bytes, response = res, refreshes = refreshes }
+      return { path = path, bytes = out.bytes, response = res, refreshes = refreshes, transfers = attempts }
     end
     err = errors.from_core(derr)
     err.stage = "download"
     err.retryable = false
     err.attempts = refreshes + 1
+    err.transfers = attempts
     record.status, record.code, record.http_status = "error", err.code, err.http_status
     if client._log then client:_log(record) end
     if err.http_status ~= 403 or refreshes >= max_refreshes then

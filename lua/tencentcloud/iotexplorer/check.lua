@@ -327,12 +327,19 @@ local function check_value(p, v, field)
     if not check.is_sequence(v) then
       return invalid(field, field .. " must be an array")
     end
-    if p.items then
-      for i = 1, #v do
-        local err = check_value({ type = p.items }, v[i], field .. "[" .. i .. "]")
+    -- A marked copy, so that an empty one goes out as [] rather than {}. The core is required here, not
+    -- at the top, so that code checking parameters without sending them does not need the C module.
+    local items = require("tencentcloud.iotexplorer.core").array()
+    for i = 1, #v do
+      local item = v[i]
+      if p.items then
+        local err, normalised = check_value({ type = p.items }, item, field .. "[" .. i .. "]")
         if err then return err end
+        if normalised ~= nil then item = normalised end
       end
+      items[i] = item
     end
+    return nil, items
   elseif ty == "Object" then
     if type(v) ~= "table" then
       return invalid(field, field .. " must be an object")

@@ -26,6 +26,8 @@ local iot = {
 }
 
 iot.is_error = errors.is_error
+iot.array = core.array                 -- iot.array(t) -> t, sent as a JSON array even when empty
+iot.empty_array = core.empty_array     -- a read-only empty table sent as []
 
 local invalid = check.invalid
 
@@ -423,6 +425,7 @@ function Client:download_batch_production(params, path, opts)
   return batch.download(self, params, path, opts, p and function(req)
     if p.transport then
       req.on_progress = nil   -- inside nginx the transfer runs in a thread VM, where no Lua function can go
+      req.keep_partial = nil  -- the next attempt may run in another thread VM, whose session has no partial
       return p.transport("download", req)
     end
     return core.download(p.session, req)

@@ -243,6 +243,18 @@ local function new_transport(pool, session_opts)
     if not THREADABLE[phase()] then
       return blocking(kind, req)
     end
+    if kind == "call" and type(req.params) == "table" then
+      -- A table crossing into the thread VM loses its metatable, and with it the array marker (iot.array,
+      -- iot.empty_array): encode here and let the thread send the text as it is.
+      local body, err = core.json_encode(req.params, "params")
+      if not body then
+        return nil, err
+      end
+      local copy = {}
+      for k, v in pairs(req) do copy[k] = v end
+      copy.params, copy.body = nil, body
+      req = copy
+    end
     local ok, res, err = ngx.run_worker_thread(pool, THIS_MODULE, "thread_call", kind, session_opts, req,
       key)
     if not ok then
@@ -290,7 +302,7 @@ local warned_no_dict = false
 -- Called by iot.new inside nginx with the (checked) options and the core session's options. o.nginx: nil,
 -- true or a table { thread_pool = "iotexplorer", shared_dict = "iotexplorer" }. Returns
 -- { transport, close, sleep, store, http_get, random } or nil, message, field.
-function M.setup(o, client_session_options)
+function M.setup(o, client_session_opts)
   local n = o.nginx
   if n == nil or n == true then
     n = {}
@@ -326,7 +338,7 @@ function M.setup(o, client_session_options)
   end
 
   local session_opts = {}
-  for k, v in pairs(client_session_options) do
+  for k, v in pairs(client_session_opts) do
     session_opts[k] = v
   end
   session_opts.interruptible = false   -- nginx owns its signals

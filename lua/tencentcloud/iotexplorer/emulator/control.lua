@@ -1,7 +1,8 @@
 -- The control endpoint, /_emulator/*: what specs use to arrange the world and read what happened. No
 -- authentication (the emulator listens on loopback), and faults never apply to it.
 --
---   GET  /_emulator/counters   what was counted (counters.lua), plus the connections open now
+--   GET  /_emulator/counters   what was counted (counters.lua), plus the connections open now and the most
+--                              ever open at once
 --   POST /_emulator/reset      clears faults, counters and rate windows (batches and credentials stay)
 --   GET|POST /_emulator/config run-time settings (state.lua's CONFIG_KEYS, numbers)
 --   GET|POST /_emulator/faults queue one fault or an array (faults.lua); GET: how many are pending
@@ -50,6 +51,7 @@ local routes = {}
 routes["GET /_emulator/counters"] = function(emu)
   local c = emu.counters.c
   c.open_connections = emu.server and emu.server:open_count() or 0
+  c.max_open_connections = emu.server and emu.server.max_open or 0
   return json_response(200, c)
 end
 

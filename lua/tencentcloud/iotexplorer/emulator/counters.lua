@@ -58,9 +58,10 @@ end
 -- Records one request of `action` by `secret_id` and returns true when it is within `limit` per second
 -- (0 or less: no limit). Every request that reached this point counts, the refused ones too: the service
 -- saw them.
-function M:admit(secret_id, action, limit)
+-- `at` is when the request arrived (the server's clock), so time spent verifying it does not count.
+function M:admit(secret_id, action, limit, at)
   local key = secret_id .. "\0" .. action
-  local now = socket.gettime()
+  local now = at or socket.gettime()
   local kept = {}
   for _, t in ipairs(self.windows[key] or {}) do
     if t > now - 1 then kept[#kept + 1] = t end

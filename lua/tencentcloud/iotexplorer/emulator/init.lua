@@ -11,6 +11,7 @@ local socket = require("socket")
 local cjson = require("cjson.safe")
 local rand = require("openssl.rand")
 local api = require("tencentcloud.iotexplorer.actions")
+local client_defaults = require("tencentcloud.iotexplorer.defaults")
 local defaults = require("tencentcloud.iotexplorer.emulator.defaults")
 local wire = require("tencentcloud.iotexplorer.emulator.wire")
 local auth = require("tencentcloud.iotexplorer.emulator.auth")
@@ -112,7 +113,7 @@ function M:process(req, rid, fault)
   if cred == nil then return self:api_error(code, message, rid) end
   if room == ROOMS.iotexplorer then
     local limit = tonumber(self.state.config.rate_limit) or api.RATE_LIMIT
-    if not self.counters:admit(cred.secret_id, action, limit) then
+    if not self.counters:admit(cred.secret_id, action, limit, req.received_at) then
       return self:api_error("RequestLimitExceeded", "Your current request times equals to `"
         .. string.format("%d", math.floor(limit)) .. "` in a second, which exceeds the frequency limit of "
         .. action .. ".", rid)
@@ -228,8 +229,8 @@ function M:env_lines()
   return {
     "export TENCENTCLOUD_SECRET_ID=" .. defaults.SECRET_ID,
     "export TENCENTCLOUD_SECRET_KEY=" .. defaults.SECRET_KEY,
-    "export TENCENTCLOUD_REGION=" .. api.REGIONS[2],
-    "export TENCENTCLOUD_IOTEXPLORER_ENDPOINT=" .. self:base_url(),
+    "export " .. client_defaults.region_variable .. "=" .. api.REGIONS[2],   -- ap-guangzhou
+    "export " .. client_defaults.endpoint_variable .. "=" .. self:base_url(),
   }
 end
 

@@ -28,7 +28,8 @@ M.BACKLOG = 4096
 
 -- opts: host, port, handler(req) -> resp, date(), idle_timeout(), max_body, max_connections,
 -- on_accept(), log(msg), exit_on_stdin_eof, too_large(req, length), reject(req, status, message).
--- A handler may set req.done, a function called once the answer is sent or the connection is lost.
+-- req.received_at is when its head was read. A handler may set req.done, a function called once the
+-- answer is sent or the connection is lost.
 -- resp: status, headers (map), body, close, delay (s), reset ("before"|"headers"),
 -- truncate (send half the body under the full Content-Length, then close).
 function M.new(opts)
@@ -38,6 +39,7 @@ function M.new(opts)
     socks = {},     -- co -> client socket
     conns = {},     -- co -> connection state
     open = 0,
+    max_open = 0,   -- the most connections open at once
     stopped = false,
   }, M)
 end
@@ -126,7 +128,7 @@ local function read_head(self, conn)
       local path, query = target:match("^([^?]*)%??(.*)$")
       return {
         method = method, target = target, path = path, query = query,
-        version = version, headers = headers,
+        version = version, headers = headers, received_at = socket.gettime(),
       }
     end
     if #conn.buf > MAX_HEADER_BYTES then return nil, 431 end
@@ -274,6 +276,7 @@ function M:spawn(sock)
   local co = coroutine.create(function() self:serve(conn) end)
   self.socks[co], self.conns[co] = sock, conn
   self.open = self.open + 1
+  if self.open > self.max_open then self.max_open = self.open end
   self:resume(co, true)
 end
 

@@ -1,6 +1,6 @@
 -- One measurement of `make bench`, run in a process of its own under lua5.4 or luajit from the repository root:
 --
---   <lua> spec/bench/driver.lua MODE SECONDS [URL] [ARGS...]
+--   <lua> bench/driver.lua MODE SECONDS [URL] [ARGS...]
 --
 -- Prints "RESULT <operations per wall second> <CPU microseconds per operation> <operations>" (CPU is the
 -- process's own user + system time from os.clock, never wall time), or for `memory` and `ratelimit` a line

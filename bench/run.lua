@@ -1,8 +1,8 @@
 -- `make bench`: runs every measurement in a process of its own, rounds interleaved (A B C A B C), and prints
--- one table with medians, spreads and ratios to the baselines. Called by spec/bench/run.sh under lua5.4 from
+-- one table with medians, spreads and ratios to the baselines. Called by bench/run.sh under lua5.4 from
 -- the repository root, with nginx already listening:
 --
---   lua5.4 spec/bench/run.lua URL BINDIR [SIGNING_ROUNDS]   (calls get 5/3 as many, shorter)
+--   lua5.4 bench/run.lua URL BINDIR [SIGNING_ROUNDS]   (calls get 5/3 as many, shorter)
 --
 -- The machines drift (up to 2x between runs, sometimes within one), so a ratio is taken within each round,
 -- between measurements made seconds apart, and the table shows the median of those per-round ratios.
@@ -177,7 +177,7 @@ local function verdict(ok, text)
 end
 
 local function driver(interp, mode, seconds, ...)
-  return string.format("%s spec/bench/driver.lua %s %s %s", interp, mode, seconds, table.concat({ ... }, " "))
+  return string.format("%s bench/driver.lua %s %s %s", interp, mode, seconds, table.concat({ ... }, " "))
 end
 
 -- ---------------------------------------------------------------------------
@@ -257,7 +257,7 @@ call_row("(a) floor: C + libcurl, everything precomputed", "C", C.floor)
 for _, interp in ipairs(INTERPS) do
   local hand = C[interp .. " call_handrolled"]
   call_row("client:describe_batch_production, keep-alive", interp, C[interp .. " call_client"], hand)
-  call_row("core.describe_batch_production (no Lua layer)", interp, C[interp .. " call_core"], hand)
+  call_row("core.call (no Lua layer)", interp, C[interp .. " call_core"], hand)
   call_row(interp == "luajit" and "(b) hand-rolled: lua-curl + luaossl + cjson"
     or "(b) hand-rolled: socket.http + luaossl + cjson", interp, hand, hand)
   call_row("(c) our client, new client+connection per call", interp, C[interp .. " call_client_newconn"], hand)

@@ -1,13 +1,13 @@
 #!/bin/sh
-# `make bench`: installs what the benchmarks need, builds the core for both interpreters and the C baselines,
+# `make bench`: builds the core for both interpreters and the C baselines,
 # starts Debian's nginx (our own instance: a temporary -p prefix, a loopback port, no system service) and
-# runs spec/bench/run.lua, which prints the table. Usage: sh spec/bench/run.sh [ROUNDS]
+# runs bench/run.lua, which prints the table. Usage: sh bench/run.sh [ROUNDS]
 set -eu
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/.."
 MAKE=${MAKE:-make}
 
-# What the core and the benchmarks need: nginx for the fast local server, lua-curl for the hand-rolled client.
-sh .ci/deps.sh bench
+# What the benchmarks need (nginx for the fast local server, lua-curl for the hand-rolled client) is
+# installed by `sh .ci/deps.sh bench`, not here: no make target but test and demo installs anything.
 
 $MAKE --no-print-directory LUA=lua5.4
 $MAKE --no-print-directory LUA=luajit
@@ -27,7 +27,7 @@ trap 'exit 130' INT TERM
 
 port=$(lua5.4 -e 'local s = assert(require("socket").bind("127.0.0.1", 0)); local _, p = s:getsockname(); s:close(); print(p)')
 mkdir -p "$prefix/tmp"
-sed "s/@PORT@/$port/" spec/bench/nginx.conf.in > "$prefix/nginx.conf"
+sed "s/@PORT@/$port/" bench/nginx.conf.in > "$prefix/nginx.conf"
 # Where the client and the server run changes the kernel's share of a call by 3x on a VM (a wake-up on the
 # other vCPU costs far more than one on the same): pin them apart, so every round measures the same thing.
 pin_server="" BENCH_PIN=""
@@ -46,4 +46,4 @@ BENCH_PORT=$port lua5.4 -e '
   io.stderr:write("nginx did not start listening\n")
   os.exit(1)' || { cat "$prefix/error.log" >&2; exit 1; }
 
-lua5.4 spec/bench/run.lua "http://127.0.0.1:$port" build/bench "${1:-9}"
+lua5.4 bench/run.lua "http://127.0.0.1:$port" build/bench "${1:-9}"

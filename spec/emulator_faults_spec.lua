@@ -1,0 +1,172 @@
+-- The emulator's injected faults and its counters, over real HTTP on loopback.
+local socket = require("socket")
+local emulator = require("helpers.emulator")
+
+local DOC_BATCH = { ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" }
+
+local function err_code(doc)
+  return doc and doc.Response and doc.Response.Error and doc.Response.Error.Code
+end
+
+describe("emulator", function()
+  local emu
+
+  lazy_setup(function() emu = emulator.start() end)
+  lazy_teardown(function() if emu then emu:stop() end end)
+  -- Faults and counters are all a reset clears; no spec here changes the settings.
+  before_each(function() emu:reset() end)
+
+  describe("faults", function()
+    local function describe_call(opts)
+      return emu:call("DescribeBatchProduction", DOC_BATCH, opts)
+    end
+
+    it("injects HTTP status codes for `count` requests", function()
+      emu:fault({ kind = "status", status = 503, count = 2 })
+      assert.equal(503, (describe_call()))
+      assert.equal(503, (describe_call()))
+      assert.equal(200, (describe_call()))
+    end)
+
+    it("injects API error envelopes", function()
+      emu:fault({ kind = "error", code = "InternalError", count = 1 })
+      local status, _, doc = describe_call()
+      assert.equal(200, status)
+      assert.equal("InternalError", err_code(doc))
+      assert.matches("%x+%-", doc.Response.RequestId)
+    end)
+
+    it("targets one action when asked", function()
+      emu:fault({ kind = "error", code = "InternalError", action = "GetBatchProductionsList" })
+      local _, _, d = describe_call()
+      assert.is_nil(err_code(d))
+      local _, _, l = emu:call("GetBatchProductionsList", { ProjectId = "PROJECT0001" })
+      assert.equal("InternalError", err_code(l))
+    end)
+
+    it("resets the connection before answering", function()
+      emu:fault({ kind = "reset" })
+      local sock = emu:connect()
+      emu:send_signed(sock)
+      local data, err, partial = sock:receive(1)
+      sock:close()
+      assert.is_nil(data)
+      assert.equal("", partial)
+      assert.matches("^c[lo][on]", err)   -- "closed" or "connection reset by peer"
+    end)
+
+    it("resets the connection after the headers", function()
+      emu:fault({ kind = "reset", when = "headers" })
+      local sock = emu:connect()
+      emu:send_signed(sock)
+      local status, err, partial, st, headers = emulator.read_response(sock)
+      sock:close()
+      assert.is_nil(status)
+      assert.is_string(err)
+      assert.equal("", partial)
+      assert.equal(200, st)
+      assert.is_true(tonumber(headers["content-length"]) > 0)
+      -- The fault is used up: the next request succeeds.
+      assert.equal(200, (describe_call()))
+    end)
+
+    it("truncates the body under a larger Content-Length", function()
+      emu:fault({ kind = "truncate" })
+      local sock = emu:connect()
+      emu:send_signed(sock)
+      local status, err, partial, st, headers = emulator.read_response(sock)
+      sock:close()
+      assert.is_nil(status)
+      assert.equal("closed", err)
+      assert.equal(200, st)
+      assert.is_true(#partial > 0 and #partial < tonumber(headers["content-length"]))
+    end)
+
+    it("sends malformed JSON", function()
+      emu:fault({ kind = "malformed_json" })
+      local status, headers, doc, raw = describe_call()
+      assert.equal(200, status)
+      assert.equal("application/json", headers["content-type"])
+      assert.is_nil(doc)
+      assert.is_true(#raw > 0)
+    end)
+
+    it("sends proxy-style HTML pages", function()
+      emu:fault({ kind = "html", status = 502 })
+      local status, headers, doc, raw = describe_call()
+      assert.equal(502, status)
+      assert.equal("text/html", headers["content-type"])
+      assert.is_nil(doc)
+      assert.matches("<html>", raw)
+      emu:fault({ kind = "html", status = 200 })
+      status = describe_call()
+      assert.equal(200, status)
+    end)
+
+    it("sends raw responses", function()
+      emu:fault({ kind = "raw", status = 302, headers = { Location = "http://127.0.0.1:1/elsewhere" }, body = "" })
+      local status, headers, _, raw = describe_call()
+      assert.equal(302, status)
+      assert.equal("http://127.0.0.1:1/elsewhere", headers.location)
+      assert.equal("", raw)
+      emu:fault({ kind = "raw", status = 200, headers = { ["Content-Type"] = "application/json" },
+        body = '{"Response":{}}' })
+      local _, _, doc = describe_call()
+      assert.same({ Response = {} }, doc)
+      emu:fault({ kind = "raw", body_hex = '7b22526573706f6e7365223a7b22526571756573744964223a22ff'
+        .. 'fe227d7d' })
+      local _, _, _, bytes = describe_call()
+      assert.equal('{"Response":{"RequestId":"\255\254"}}', bytes)
+    end)
+
+    it("sends a big body of exactly N bytes", function()
+      emu:fault({ kind = "big", bytes = 1024 * 1024 })
+      local status, _, doc, raw = describe_call()
+      assert.equal(200, status)
+      assert.equal(1024 * 1024, #raw)
+      assert.is_string(doc.Response.RequestId)
+    end)
+
+    it("delays a response", function()
+      emu:fault({ kind = "delay", seconds = 0.3 })
+      local t0 = socket.gettime()
+      local status = describe_call()
+      assert.equal(200, status)
+      assert.is_true(socket.gettime() - t0 >= 0.28)
+    end)
+
+    it("does not apply faults to the control endpoint, and reset clears them", function()
+      emu:fault({ kind = "status", status = 500, count = 5 })
+      local c = emu:counters()   -- would raise on a non-200 answer
+      assert.equal(0, c.requests)
+      emu:reset()
+      assert.equal(200, (describe_call()))
+    end)
+
+    it("rejects unknown fault kinds", function()
+      assert.has_error(function() emu:fault({ kind = "nope" }) end)
+    end)
+  end)
+
+  describe("counters", function()
+    it("counts requests per action, auth failures and the last headers", function()
+      local before = emu:counters().connections
+      emu:call("DescribeBatchProduction", DOC_BATCH, { headers = { ["X-TC-RequestClient"] = "spec/1.0" } })
+      emu:call("GetBatchProductionsList", { ProjectId = "PROJECT0001" })
+      emu:call("DescribeBatchProduction", DOC_BATCH, { secret_id = "AKIDUNKNOWN" })
+      local c = emu:counters()
+      assert.equal(3, c.requests)
+      assert.equal(2, c.by_action.DescribeBatchProduction)
+      assert.equal(1, c.by_action.GetBatchProductionsList)
+      assert.equal(1, c.auth_failures)
+      assert.equal(before + 4, c.connections)   -- three calls and this counters call
+      assert.equal("DescribeBatchProduction", c.last_headers["x-tc-action"])
+      assert.matches("AKIDUNKNOWN", c.last_headers.authorization)
+      emu:reset()
+      c = emu:counters()
+      assert.equal(0, c.requests)
+      assert.same({}, c.by_action)
+      assert.equal(0, c.auth_failures)
+    end)
+  end)
+end)
