@@ -159,10 +159,6 @@ local function session_options(o, region, endpoint)
   }
 end
 
-local function interruptible_sleep(seconds)
-  return core.sleep(seconds, true)
-end
-
 -- Inside nginx, ngx.lua supplies a transport that does not block the worker, ngx.sleep, a rate-limit store
 -- shared by all workers and per-worker jitter; nginx = false keeps the plain behaviour.
 local function nginx_support(o, session_opts)
@@ -181,6 +177,10 @@ local function nginx_support(o, session_opts)
     return nil, invalid(field, nerr)
   end
   return nginx
+end
+
+local function interruptible_sleep(seconds)
+  return core.sleep(seconds, true)
 end
 
 function iot.new(o)
