@@ -30,7 +30,8 @@ build = {
    modules = {
       ["tencentcloud.iotexplorer.core"] = {
          sources = { "src/core.c", "src/lcore.c", "src/session.c", "src/call.c", "src/download.c",
-                     "src/outfile.c", "src/http_get.c", "src/signals.c", "src/jsonenc.c", "src/tc3.c", "src/http.c" },
+                     "src/outfile.c", "src/http_get.c", "src/signals.c", "src/jsonenc.c", "src/tc3.c", "src/http.c",
+                     "src/multi.c" },
          libraries = { "curl", "crypto", "pthread", "m" },
          incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
@@ -74,6 +75,7 @@ build = {
       ["tencentcloud.iotexplorer.emulator.wire"] = "lua/tencentcloud/iotexplorer/emulator/wire.lua",
       ["tencentcloud.iotexplorer.errors"] = "lua/tencentcloud/iotexplorer/errors.lua",
       ["tencentcloud.iotexplorer.limiter"] = "lua/tencentcloud/iotexplorer/limiter.lua",
+      ["tencentcloud.iotexplorer.many"] = "lua/tencentcloud/iotexplorer/many.lua",
       ["tencentcloud.iotexplorer.ngx"] = "lua/tencentcloud/iotexplorer/ngx.lua",
       ["tencentcloud.iotexplorer.perform"] = "lua/tencentcloud/iotexplorer/perform.lua",
       ["tencentcloud.iotexplorer.redis_store"] = "lua/tencentcloud/iotexplorer/redis_store.lua",
