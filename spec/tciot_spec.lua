@@ -135,7 +135,7 @@ describe("tciot", function()
     it("explains every command with --help, even next to other options", function()
       local cases = {
         { { "DescribeBatchProduction", "--help" }, "--download FILE|-" },
-        { { "CreateBatchProduction", "--help" }, "--GenerationQRCode true|false" },
+        { { "CreateBatchProduction", "--help" }, "--GenerationQRCode 0|1" },
         { { "GetBatchProductionsList", "--ProjectId", "P", "--help" }, "--Limit N" },
         { { "call", "--help" }, "--param-json JSON" },
         { { "emulator", "--help" }, "--fixture FILE" },
@@ -190,7 +190,7 @@ describe("tciot", function()
 
     it("CreateBatchProduction creates a batch that GetBatchProductionsList then lists", function()
       local r = tciot({ "CreateBatchProduction", "--ProjectId", PROJECT, "--ProductId", PRODUCT,
-        "--BurnMethod", "1", "--GenerationMethod", "0", "--BatchCnt", "7", "--GenerationQRCode", "true" })
+        "--BurnMethod", "1", "--GenerationMethod", "0", "--BatchCnt", "7" })
       expect(r, 0)
       local created = json(r)
       assert.matches("^LC%-", created.BatchProductionId)
@@ -259,11 +259,16 @@ describe("tciot", function()
         .. "--exit-on-stdin-eof >%s 2>&1", quote(pidfile), LUA, quote(installed), quote(fixture), quote(out)), "w")
       local url
       for _ = 1, 200 do
-        url = (read(out) or ""):match("^EMULATOR_READY (http://127%.0%.0%.1:%d+)\n")
+        url = (read(out) or ""):match("\nEMULATOR_READY (http://127%.0%.0%.1:%d+)\n")
         if url then break end
         sh("sleep 0.02")
       end
       assert.truthy(url, read(out))
+      -- First the shell lines that point the library and tciot at it.
+      local exports = read(out):match("^(.-)\nEMULATOR_READY")
+      assert.truthy(exports:find("export TENCENTCLOUD_IOTEXPLORER_ENDPOINT='" .. url .. "'", 1, true), exports)
+      assert.truthy(exports:find("export TENCENTCLOUD_REGION=ap-guangzhou", 1, true), exports)
+      assert.truthy(exports:find("export TENCENTCLOUD_SECRET_ID='" .. emu.secret_id .. "'", 1, true), exports)
       local r = tciot({ "--endpoint", url, "DescribeBatchProduction", "--ProductId", PRODUCT,
         "--BatchProductionId", "LC-fromfile" }, { no_endpoint = true })
       pipe:close()   -- stdin closes: the emulator stops
@@ -470,7 +475,7 @@ describe("tciot", function()
       r = tciot(concat({ "--language", "fr-FR" }, DOC))
       expect(r, 2, "ClientError.InvalidParameter: language")
       r = tciot(DOC, { env = { TENCENTCLOUD_REGION = false } })
-      expect(r, 2, "region is required")
+      expect(r, 2, "ClientError.InvalidParameter: no region given: use --region REGION or set TENCENTCLOUD_REGION")
       r = tciot(DOC, { env = { TENCENTCLOUD_SECRET_ID = false, TENCENTCLOUD_SECRET_KEY = false,
         TENCENTCLOUD_CREDENTIALS_FILE = work .. "/no-such-file" } })
       expect(r, 2, "ClientError.CredentialError: ")
@@ -506,14 +511,14 @@ describe("tciot", function()
         { concat(DOC, { "--wait=yes" }), "--wait takes no value" },
         { concat(DOC, { "--download", "" }), "--download needs a file name" },
         { concat(DOC, { "--download" }), "--download needs a value" },
-        { concat(DOC, { "--output", "yaml" }), "--output expects json or table" },
+        { concat(DOC, { "--output", "yaml" }), "--output expects json, table, text" },
         { concat(DOC, { "--timeout", "0" }), "--timeout expects a positive number" },
         { { "CreateBatchProduction", "--ProjectId", PROJECT, "--ProductId", PRODUCT, "--BurnMethod", "one",
           "--GenerationMethod", "0" }, "--BurnMethod expects an integer, got 'one'" },
         { { "CreateBatchProduction", "--ProjectId", PROJECT, "--ProductId", PRODUCT, "--BurnMethod", "0" },
           "--GenerationMethod is required" },
         { { "CreateBatchProduction", "--ProjectId", PROJECT, "--ProductId", PRODUCT, "--BurnMethod", "0",
-          "--GenerationMethod", "0", "--GenerationQRCode", "yes" }, "--GenerationQRCode expects true or false" },
+          "--GenerationMethod", "0", "--GenerationQRCode", "yes" }, "--GenerationQRCode expects an integer" },
         { { "GetBatchProductionsList" }, "--ProjectId is required" },
         { { "GetBatchProductionsList", "--ProjectId", PROJECT, "--Limit", "1.5" }, "--Limit expects an integer" },
         { { "call" }, "call needs an action name" },
