@@ -13,13 +13,7 @@ local DOC = { "DescribeBatchProduction", "--ProductId", PRODUCT, "--BatchProduct
 
 local quote, read, write, sh = util.shell_quote, util.read_file, util.write_file, util.execute
 
-local function concat(...)
-  local out = {}
-  for i = 1, select("#", ...) do
-    for _, v in ipairs((select(i, ...))) do out[#out + 1] = v end
-  end
-  return out
-end
+local concat = require("helpers.tciot").concat
 
 local listing = util.listing
 
@@ -245,7 +239,7 @@ describe("tciot", function()
       for line in r.stderr:gmatch("[^\n]+") do lines[#lines + 1] = line end
       assert.are.equal(2, #lines, r.stderr)
       assert.matches("^tciot: DescribeBatchProduction attempt 1: InternalError %(HTTP 503%) retryable in ", lines[1])
-      assert.matches("^tciot: DescribeBatchProduction attempt 2: ok in %d+%.%d+s .*RequestId [%x-]+$", lines[2])
+      assert.matches("^tciot: DescribeBatchProduction attempt 2: ok in %d+%.%d+s .*RequestId [%x-]+ credentials from env$", lines[2])
       assert.is_nil(r.stderr:find(emu.secret_key, 1, true))
       assert.is_nil(r.stderr:find("sig=", 1, true))
     end)

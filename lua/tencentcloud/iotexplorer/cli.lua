@@ -80,15 +80,10 @@ local function maybe_applied(err)
   return err.sent == true and err.http_status == nil
 end
 
--- libcurl's CURLE_SSL_CONNECT_ERROR, or a message naming SSL/TLS: what https against a plain-HTTP port gives.
-local CURLE_SSL_CONNECT_ERROR = 35
-
-local function tls_failure(err)
-  if err.code ~= errors.NETWORK_ERROR then
-    return false
-  end
-  local msg = tostring(err.message):lower()
-  return err.curl_code == CURLE_SSL_CONNECT_ERROR or msg:find("ssl") ~= nil or msg:find("tls") ~= nil
+-- No answer over https from a bare HOST:PORT: the handshake failed (CURLE_SSL_CONNECT_ERROR) or timed out
+-- (a plain-HTTP server waits for a request line and never answers a ClientHello), or nothing listens.
+local function no_https_answer(err)
+  return (err.code == errors.NETWORK_ERROR or err.code == errors.TIMEOUT) and err.http_status == nil
 end
 
 local function report_error(env, err, ctx)
@@ -98,9 +93,9 @@ local function report_error(env, err, ctx)
     line = line .. " (RequestId: " .. tostring(err.request_id) .. ")"
   end
   w.say(line)
-  if ctx.bare_endpoint and tls_failure(err) then
-    w.say("the endpoint ", ctx.bare_endpoint, " has no scheme, so https was used and the TLS handshake "
-      .. "failed; for a plain-HTTP server (such as the emulator) give --endpoint http://", ctx.bare_endpoint)
+  if ctx.bare_endpoint and no_https_answer(err) then
+    w.say("the endpoint ", ctx.bare_endpoint, " has no scheme, so https was used; if the server speaks plain "
+      .. "HTTP (such as the emulator), give --endpoint http://", ctx.bare_endpoint)
   end
   if ctx.write and maybe_applied(err) then
     if ctx.command == "CreateBatchProduction" then

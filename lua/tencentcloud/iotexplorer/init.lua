@@ -439,7 +439,7 @@ local function attempt(n, remaining, call)
   if res ~= nil then
     if self.logger then
       self:_log{ action = call.action, attempt = n, duration = self.now() - sent_at, rate_wait = waited,
-                 status = "ok", request_id = type(res) == "table" and res.RequestId or nil }
+                 status = "ok", request_id = type(res) == "table" and res.RequestId or nil, source = creds.source }
     end
     return res
   end
@@ -448,7 +448,8 @@ local function attempt(n, remaining, call)
   if self.logger then
     self:_log{ action = call.action, attempt = n, duration = self.now() - sent_at, rate_wait = waited,
                status = "error", code = err.code, message = err.message, request_id = err.request_id,
-               http_status = err.http_status, retryable = errors.is_retryable(err, call.action) }
+               http_status = err.http_status, retryable = errors.is_retryable(err, call.action),
+               source = creds.source }
   end
   call.last_err = err
   return nil, err
