@@ -280,6 +280,8 @@ describe("tciot", function()
 
   describe("--wait", function()
     it("polls through every status, with plain progress lines when stderr is not a terminal", function()
+      -- Steps long enough that a slow start on a loaded machine still sees Status 0.
+      emu:set({ status_step_seconds = 0.5 })
       local id = seed({ BatchCnt = 4 })
       local r = tciot({ "DescribeBatchProduction", "--ProductId", PRODUCT, "--BatchProductionId", id,
         "--wait", "--poll-interval", "0.03", "--max-poll-interval", "0.05", "--deadline", "10" })
@@ -303,6 +305,7 @@ describe("tciot", function()
         pending("script(1) is not installed")
         return
       end
+      emu:set({ status_step_seconds = 0.5 })
       local id = seed({ BatchCnt = 2 })
       local r = tciot({ "DescribeBatchProduction", "--ProductId", PRODUCT, "--BatchProductionId", id,
         "--wait", "--poll-interval", "0.03", "--download", work .. "/out/tty.csv" }, { tty = true })
