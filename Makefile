@@ -32,7 +32,7 @@ CORE_SO = $(BUILD)/tencentcloud/iotexplorer/core.so
 SOURCES = src/core.c src/tc3.c src/http.c
 HEADERS = src/compat.h src/tc3.h src/http.h
 
-.PHONY: all test check demo install clean deps check-c lint bench test-asan test-valgrind fuzz
+.PHONY: all test check demo install clean deps check-c lint bench test-asan test-valgrind fuzz node-deps
 
 all: $(CORE_SO)
 
@@ -67,13 +67,25 @@ bench:
 deps:
 	@sh .ci/deps.sh test
 
+# The official Node.js SDK that spec/conformance_spec.lua drives, at the versions spec/helpers/node/
+# package-lock.json pins, installed outside the tracked tree (build/node) from the npm registry.
+NODE_SDK = build/node/node_modules/tencentcloud-sdk-nodejs-common/package.json
+
+node-deps: $(NODE_SDK)
+
+$(NODE_SDK): spec/helpers/node/package.json spec/helpers/node/package-lock.json
+	@mkdir -p build/node
+	cp spec/helpers/node/package.json spec/helpers/node/package-lock.json build/node/
+	cd build/node && npm ci --no-audit --no-fund
+	@touch $@
+
 # The README's test command, and CI's: every spec on Lua 5.4 and LuaJIT (`make check`), then the
 # sanitizer, valgrind and fuzz runs. The last line is the specs' "N passed, N failed".
 test: check test-asan test-valgrind fuzz
 	@cat build/spec-summary.txt
 
 # The specs alone: luacheck, the signer's C vectors, then busted on both interpreters (about two minutes).
-check: deps lint
+check: deps lint node-deps
 	@$(MAKE) --no-print-directory LUA=lua5.4
 	@$(MAKE) --no-print-directory LUA=luajit
 	@$(MAKE) --no-print-directory build/tc3_vectors

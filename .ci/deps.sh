@@ -8,7 +8,8 @@ case "${1:-test}" in
   demo) want="$build $emulator" ;;
   # nginx + openssl: spec/tls_spec.lua makes a local CA and puts a TLS front (our own nginx) before the emulator.
   # libnginx-mod-http-lua + lua-resty-core (they need luajit2, not luajit): spec/nginx_spec.lua.
-  test) want="$build $emulator luajit2 libluajit2-5.1-dev lua-busted lua-check luarocks clang nginx openssl"
+  # nodejs (and npm, below): spec/conformance_spec.lua drives the emulator with the official Node.js SDK.
+  test) want="$build $emulator luajit2 libluajit2-5.1-dev lua-busted lua-check luarocks clang nginx openssl nodejs"
         want="$want libnginx-mod-http-lua lua-resty-core valgrind libclang-rt-14-dev" ;;  # and what hardening needs
   bench) want="$build $emulator luajit2 libluajit2-5.1-dev nginx lua-curl" ;;  # spec/bench/run.sh
   hardening) want="$build $emulator lua-busted clang valgrind libclang-rt-14-dev" ;;  # test-asan, test-valgrind, fuzz
@@ -20,6 +21,8 @@ for pkg in $want; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
   case "$status" in *"install ok installed"*) ;; *) missing="$missing $pkg" ;; esac
 done
+# Debian ships npm apart from nodejs; NodeSource's nodejs includes it (and conflicts with Debian's npm).
+case " $want " in *" nodejs "*) command -v npm >/dev/null 2>&1 || missing="$missing npm" ;; esac
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then

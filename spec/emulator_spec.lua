@@ -340,7 +340,7 @@ describe("emulator", function()
 
     it("validates DescribeBatchProduction parameters", function()
       assert.equal("MissingParameter", call("DescribeBatchProduction", { ProductId = "R32ONVL0EU" }).Error.Code)
-      assert.equal("InvalidParameterValue",
+      assert.equal("InvalidParameter",
         call("DescribeBatchProduction", { ProductId = 5, BatchProductionId = "LC-ya6zinv9" }).Error.Code)
       assert.equal("ResourceNotFound.StudioProductNotExist",
         call("DescribeBatchProduction", { ProductId = "NOPE", BatchProductionId = "LC-ya6zinv9" }).Error.Code)
@@ -366,7 +366,6 @@ describe("emulator", function()
         if b.BatchProductionId == created.BatchProductionId then found = b end
       end
       assert.is_table(found)
-      assert.equal(7, found.BatchCnt)
       assert.equal("EMULPROD02", found.ProductId)
       assert.equal(d.CreateTime, found.CreateTime)
       assert.is_true(list.TotalCnt >= 2)
@@ -380,6 +379,9 @@ describe("emulator", function()
       base.BatchCnt, base.ProductId = 2, "NOPE"
       assert.equal("ResourceNotFound.StudioProductNotExist", call("CreateBatchProduction", base).Error.Code)
       base.ProductId, base.ProjectId = "R32ONVL0EU", "OTHER"
+      assert.equal("ResourceNotFound.ProjectNotExist", call("CreateBatchProduction", base).Error.Code)
+      emu:add_product({ ProductId = "OTHERPROD1", ProjectId = "PROJECT0002" })
+      base.ProductId, base.ProjectId = "OTHERPROD1", "PROJECT0001"
       assert.equal("UnauthorizedOperation.NoPermissionToProject", call("CreateBatchProduction", base).Error.Code)
     end)
 
@@ -392,11 +394,14 @@ describe("emulator", function()
       local page = call("GetBatchProductionsList", { ProjectId = "PROJ-PAGE", Offset = 1, Limit = 1 })
       assert.equal(3, page.TotalCnt)
       assert.equal(1, #page.BatchProductions)
-      local empty_status, _, _, raw = emu:call("GetBatchProductionsList", { ProjectId = "PROJ-NONE" })
+      emu:add_product({ ProductId = "EMPTYPROD9", ProjectId = "PROJ-EMPTY" })
+      local empty_status, _, _, raw = emu:call("GetBatchProductionsList", { ProjectId = "PROJ-EMPTY" })
       assert.equal(200, empty_status)
       assert.matches('"BatchProductions":%[%]', raw)
+      assert.equal("ResourceNotFound.ProjectNotExist",
+        call("GetBatchProductionsList", { ProjectId = "PROJ-NONE" }).Error.Code)
       assert.equal("InvalidParameterValue",
-        call("GetBatchProductionsList", { ProjectId = "PROJ-PAGE", Limit = 101 }).Error.Code)
+        call("GetBatchProductionsList", { ProjectId = "PROJ-PAGE", Limit = 0 }).Error.Code)
       assert.equal("MissingParameter", call("GetBatchProductionsList", {}).Error.Code)
     end)
 

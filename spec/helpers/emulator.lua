@@ -103,14 +103,15 @@ end
 
 -- Returns the Authorization header value. p: secret_id, secret_key, timestamp,
 -- host, content_type, action, body, signed_headers ("content-type;host" default),
--- service ("iotexplorer"), date (defaults to the UTC date of timestamp).
+-- service ("iotexplorer"), date (defaults to the UTC date of timestamp), method ("POST"), query ("").
 function M.authorization(p)
   local signed = p.signed_headers or "content-type;host"
   local service = p.service or "iotexplorer"
   local values = { ["content-type"] = p.content_type, host = p.host, ["x-tc-action"] = (p.action or ""):lower() }
   local canon = {}
   for name in signed:gmatch("[^;]+") do canon[#canon + 1] = name .. ":" .. (values[name] or "") .. "\n" end
-  local creq = table.concat({ "POST", "/", "", table.concat(canon), signed, sha256_hex(p.body) }, "\n")
+  local creq = table.concat({ p.method or "POST", "/", p.query or "", table.concat(canon), signed,
+    sha256_hex(p.body or "") }, "\n")
   local date = p.date or os.date("!%Y-%m-%d", p.timestamp)
   local scope = date .. "/" .. service .. "/tc3_request"
   local sts = table.concat({ "TC3-HMAC-SHA256", tostring(p.timestamp), scope, sha256_hex(creq) }, "\n")
@@ -193,36 +194,116 @@ function Emu:config() return self:control("GET", "config") end
 function Emu:seed(batch) return self:control("POST", "batches", batch).batches end
 function Emu:batches() return self:control("GET", "batches").batches end
 function Emu:add_product(p) return self:control("POST", "products", p).products end
+function Emu:sts() return self:control("GET", "sts") end
+function Emu:revoke(which) return self:control("POST", "sts/revoke", which) end
+function Emu:expire(which) return self:control("POST", "sts/expire", which) end
+
+-- STS calls: AssumeRole signed with the emulator's permanent credential (scope .../sts/...), and
+-- AssumeRoleWithWebIdentity unsigned. Return the decoded Response.
+function Emu:assume_role(params, opts)
+  opts = opts or {}
+  opts.service, opts.version = "sts", opts.version or "2018-08-13"
+  local _, _, doc = self:call("AssumeRole", params, opts)
+  return doc and doc.Response
+end
+
+function Emu:assume_role_with_web_identity(params, opts)
+  opts = opts or {}
+  opts.version, opts.unsigned = opts.version or "2018-08-13", true
+  local _, _, doc = self:call("AssumeRoleWithWebIdentity", params, opts)
+  return doc and doc.Response
+end
+
+local function urlencode(s)
+  return (tostring(s):gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
+-- params as a query string, keys sorted (GET sends every value as a string).
+function M.query(params)
+  local keys, parts = {}, {}
+  for k in pairs(params or {}) do keys[#keys + 1] = k end
+  table.sort(keys)
+  for i, k in ipairs(keys) do parts[i] = urlencode(k) .. "=" .. urlencode(params[k]) end
+  return table.concat(parts, "&")
+end
 
 -- Signed API call, for specs that need the raw protocol.
 -- opts: secret_id, secret_key, token, timestamp, region, version, signed_headers,
--- content_type, body (raw override), headers (extra; false removes one), sock, keep.
+-- content_type, body (raw override), headers (extra; false removes one), sock, keep,
+-- method ("GET": params in the signed query string), sign_host (the Host value signed, when it differs
+-- from the one sent), service (the credential scope's; "sts" for the STS actions), unsigned
+-- (Authorization: SKIP).
 -- Returns status, headers, decoded JSON (or nil), raw body, kept socket.
 function Emu:call(action, params, opts)
   opts = opts or {}
-  local body = opts.body or assert(cjson.encode(params or {}))
+  local get = opts.method == "GET"
+  local query = get and M.query(params) or ""
+  local body = opts.body or (get and "" or assert(cjson.encode(params or {})))
   local ts = opts.timestamp or os.time()
   local host = self.host .. ":" .. self.port
-  local ctype = opts.content_type or "application/json"
+  local ctype = opts.content_type or (get and "application/x-www-form-urlencoded" or "application/json")
   local headers = {
     ["Content-Type"] = ctype,
     ["X-TC-Action"] = action,
     ["X-TC-Version"] = opts.version or "2019-04-23",
     ["X-TC-Timestamp"] = tostring(ts),
     ["X-TC-Region"] = opts.region or "ap-guangzhou",
-    Authorization = M.authorization({
+    Authorization = opts.unsigned and "SKIP" or M.authorization({
       secret_id = opts.secret_id or self.secret_id, secret_key = opts.secret_key or self.secret_key,
-      timestamp = ts, host = host, content_type = ctype, action = action, body = body,
-      signed_headers = opts.signed_headers, date = opts.date,
+      timestamp = ts, host = opts.sign_host or host, content_type = ctype, action = action, body = body,
+      signed_headers = opts.signed_headers, date = opts.date, service = opts.service,
+      method = opts.method, query = query,
     }),
   }
   if opts.token then headers["X-TC-Token"] = opts.token end
   for k, v in pairs(opts.headers or {}) do headers[k] = v end
   local status, rheaders, rbody, sock = M.http(self.host, self.port, {
-    method = "POST", path = "/", headers = headers, body = body, sock = opts.sock, keep = opts.keep,
+    method = opts.method or "POST", path = get and ("/?" .. query) or "/", headers = headers, body = body,
+    sock = opts.sock, keep = opts.keep,
   })
   if not status then return nil, rheaders end
   return status, rheaders, cjson.decode(rbody), rbody, sock
+end
+
+-- Opens n connections to the emulator at once, all held open, sends one signed keep-alive
+-- DescribeBatchProduction on each, then reads every answer. Runs in a child process (its own descriptor
+-- limit, raised with ulimit) and returns { ok = answers without Error, failed = the others } or nil, why.
+function Emu:flood(n)
+  local cmd = string.format("ulimit -n %d 2>/dev/null || exit 3; exec env -u LD_PRELOAD lua5.4 -e %s %s flood %s %d %d"
+    .. " %s %s", n + 200, shell_quote(string.format("package.path=%q .. package.path",
+      util.ROOT .. "/spec/?.lua;" .. util.ROOT .. "/lua/?.lua;" .. util.ROOT .. "/lua/?/init.lua;")),
+    shell_quote(util.ROOT .. "/spec/helpers/emulator.lua"), self.host, self.port, n, self.secret_id, self.secret_key)
+  local ok, out = util.run(cmd)
+  local good, bad = (out or ""):match("FLOOD ok=(%d+) failed=(%d+)")
+  if not good then return nil, "flood client: " .. tostring(out) .. (ok and "" or " (failed)") end
+  return { ok = tonumber(good), failed = tonumber(bad) }
+end
+
+local function flood_main(host, port, n, secret_id, secret_key)
+  local body = '{"ProductId":"R32ONVL0EU","BatchProductionId":"LC-ya6zinv9"}'
+  local ts = os.time()
+  local hostport = host .. ":" .. port
+  local request = table.concat({ "POST / HTTP/1.1", "Host: " .. hostport, "Content-Type: application/json",
+    "X-TC-Action: DescribeBatchProduction", "X-TC-Version: 2019-04-23", "X-TC-Region: ap-guangzhou",
+    "X-TC-Timestamp: " .. ts, "Content-Length: " .. #body,
+    "Authorization: " .. M.authorization({ secret_id = secret_id, secret_key = secret_key, timestamp = ts,
+      host = hostport, content_type = "application/json", body = body }), "", body }, "\r\n")
+  local socks = {}
+  for i = 1, n do
+    local sock = socket.tcp()
+    sock:settimeout(30)
+    local ok, err = sock:connect(host, port)
+    if not ok then io.stdout:write("connect ", i, ": ", tostring(err), "\n"); os.exit(1) end
+    socks[i] = sock
+  end
+  for i = 1, n do assert(socks[i]:send(request)) end
+  local good, bad = 0, 0
+  for i = 1, n do
+    local status, _, rbody = M.read_response(socks[i])
+    if status == 200 and not rbody:find('"Error"', 1, true) then good = good + 1 else bad = bad + 1 end
+  end
+  for i = 1, n do socks[i]:close() end
+  io.stdout:write(string.format("FLOOD ok=%d failed=%d\n", good, bad))
 end
 
 function Emu:stop()
@@ -231,6 +312,12 @@ function Emu:stop()
   if self.pid and alive(self.pid) then os.execute("kill " .. math.floor(self.pid) .. " 2>/dev/null") end
   if self.pipe then pcall(self.pipe.close, self.pipe) end
   for _, path in pairs(self.files) do os.remove(path) end
+end
+
+if select(1, ...) == "flood" then
+  local _, host, port, n, secret_id, secret_key = ...
+  flood_main(host, tonumber(port), tonumber(n), secret_id, secret_key)
+  os.exit(0)
 end
 
 return M

@@ -11,50 +11,35 @@
 --   GET /latest/meta-data/cam/security-credentials/<role>  { TmpSecretId, TmpSecretKey, Token,
 --                                                           ExpiredTime = now + expires_in, Code = "Success" }
 --   GET /_counters, POST /_control (JSON), GET /_stop      for the spec
--- One connection at a time, HTTP/1.0, Connection: close: all a credential fetch needs.
+-- It runs on the emulator's HTTP server (lua/tencentcloud/iotexplorer/emulator/server.lua).
 
 local socket = require("socket")
 local cjson = require("cjson")
 
 local PREFIX = "/latest/meta-data/cam/security-credentials/"
 
-local function respond(client, status, body, ctype)
-  client:send(string.format("HTTP/1.0 %d X\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
-    status, ctype or "text/plain", #body, body))
+local function respond(status, body, ctype)
+  return { status = status, headers = { ["Content-Type"] = ctype or "text/plain" }, body = body, close = true }
 end
 
+-- The emulator's HTTP server, with this handler: one server for every stand-in the specs start.
 local function serve()
+  local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
+  package.path = here .. "/../../lua/?.lua;" .. here .. "/../../lua/?/init.lua;" .. package.path
+  local Server = require("tencentcloud.iotexplorer.emulator.server")
   local config = {
     role = "iot-role", secret_id = "TMPID", secret_key = "TMPKEY", token = "TMPTOKEN",
     expires_in = 7200, status = 200, code = "Success",
   }
   local counters = { role = 0, creds = 0 }
-  local server = assert(socket.bind("127.0.0.1", 0))
-  local _, port = server:getsockname()
-  local stat = io.open("/proc/self/stat"):read("*l")
-  io.stdout:write("METADATA_READY ", port, " ", stat:match("^(%d+)"), "\n")
-  io.stdout:flush()
-
-  while true do
-    local client = server:accept()
-    client:settimeout(5)
-    local line = client:receive("*l")
-    local method, path = (line or ""):match("^(%u+) (%S+)")
-    local length = 0
-    while true do
-      local h = client:receive("*l")
-      if not h or h == "" then break end
-      local n = h:lower():match("^content%-length:%s*(%d+)")
-      if n then length = tonumber(n) end
-    end
-    local body = length > 0 and client:receive(length) or ""
-
+  local server
+  local function handle(req)
+    local method, path, body = req.method, req.path, req.body
     if path == "/_stop" then
-      respond(client, 200, "bye")
-      client:close()
-      break
+      server.stopped = true
+      return respond(200, "bye")
     elseif path == "/_counters" then
-      respond(client, 200, cjson.encode(counters), "application/json")
+      return respond(200, cjson.encode(counters), "application/json")
     elseif method == "POST" and path == "/_control" then
       local t = cjson.decode(body)
       if t.reset then
@@ -65,14 +50,11 @@ local function serve()
         if v == cjson.null then v = false end
         config[k] = v
       end
-      respond(client, 200, "ok")
+      return respond(200, "ok")
     elseif path == PREFIX then
       counters.role = counters.role + 1
-      if config.role then
-        respond(client, 200, config.role)
-      else
-        respond(client, 404, "not found")
-      end
+      if config.role then return respond(200, config.role) end
+      return respond(404, "not found")
     elseif config.role and path == PREFIX .. config.role then
       counters.creds = counters.creds + 1
       local doc = {
@@ -80,12 +62,16 @@ local function serve()
         ExpiredTime = os.time() + config.expires_in, Code = config.code,
         Expiration = os.date("!%Y-%m-%dT%H:%M:%SZ", os.time() + config.expires_in),
       }
-      respond(client, config.status, cjson.encode(doc), "application/json")
-    else
-      respond(client, 404, "not found")
+      return respond(config.status, cjson.encode(doc), "application/json")
     end
-    client:close()
+    return respond(404, "not found")
   end
+  server = Server.new({ host = "127.0.0.1", port = 0, handler = handle })
+  local port = assert(server:listen())
+  local stat = io.open("/proc/self/stat"):read("*l")
+  io.stdout:write("METADATA_READY ", port, " ", stat:match("^(%d+)"), "\n")
+  io.stdout:flush()
+  server:run()
 end
 
 if select(1, ...) == "serve" then

@@ -12,17 +12,11 @@ M.TMP_SECRET_ID = "AKIDLOCALEMULATORTMP0000000000000000"
 M.TMP_SECRET_KEY = "LocalEmulatorTmpSecretKey0000000"
 M.TMP_TOKEN = "LocalEmulatorSessionToken00000000000000000000"
 
-M.VERSION = "2019-04-23"
-M.SERVICE = "iotexplorer"
-
-M.REGIONS = {
-  ["ap-bangkok"] = true,
-  ["ap-guangzhou"] = true,
-  ["ap-shanghai"] = true,
-  ["ap-shanghai-fsi"] = true,
-  ["eu-frankfurt"] = true,
-  ["na-ashburn"] = true,
-}
+-- STS: the role both AssumeRole calls may assume, and the OIDC provider with the one web identity token
+-- it accepts (AssumeRoleWithWebIdentity is unsigned: the token is the proof).
+M.ROLE_ARN = "qcs::cam::uin/100000000001:roleName/emulator-role"
+M.PROVIDER_ID = "emulator-oidc"
+M.WEB_IDENTITY_TOKEN = "emulator-web-identity-token"
 
 -- Returns a fresh copy of the default fixture (callers may mutate it).
 function M.fixture()
@@ -43,11 +37,10 @@ function M.fixture()
         UploadUrl = "", Status = 3, SuccessCount = 3, LastFailedReason = "",
       },
     },
-    status_step_seconds = 1,
-    download_ttl = 900,
-    rate_limit = 20,
-    clock_skew = 0,
-    idle_timeout = 60,
+    sts = {
+      roles = { { RoleArn = M.ROLE_ARN } },
+      providers = { { ProviderId = M.PROVIDER_ID, tokens = { M.WEB_IDENTITY_TOKEN } } },
+    },
   }
 end
 

@@ -1,14 +1,53 @@
--- Injected faults for API requests (POST /). Each fault applies to the next `count`
--- matching API requests (default 1; -1 = until reset), optionally only for one action.
+-- Injected faults for API requests. Each fault applies to the next `count` matching API requests
+-- (default 1; -1 = until reset), optionally only for one action. Kind "error" answers an API error: with
+-- an `action`, only a code that action documents (actions.lua's `errors`) or a common one, so that a typo
+-- in a spec fails loudly. Kind "field" changes the normal answer: {"field": "BatchProductions"} drops the
+-- field, {"field": "BatchProductions", "value": null} makes it null (any other value replaces it).
 local cjson = require("cjson.safe")
+local api = require("tencentcloud.iotexplorer.actions")
+local check = require("tencentcloud.iotexplorer.check")
 
 local M = {}
 M.__index = M
 
 local KINDS = {
   status = true, delay = true, reset = true, truncate = true, malformed_json = true,
-  html = true, raw = true, big = true, error = true,
+  html = true, raw = true, big = true, error = true, field = true,
 }
+
+-- The API 3.0 common error codes, which any action may answer.
+M.COMMON_ERRORS = {
+  "AuthFailure.InvalidAuthorization", "AuthFailure.InvalidSecretId", "AuthFailure.MFAFailure",
+  "AuthFailure.SecretIdNotFound", "AuthFailure.SignatureExpire", "AuthFailure.SignatureFailure",
+  "AuthFailure.TokenFailure", "AuthFailure.UnauthorizedOperation", "FailedOperation", "InternalError",
+  "InvalidAction", "InvalidParameter", "InvalidParameterValue", "LimitExceeded", "MissingParameter",
+  "NoSuchVersion", "RequestLimitExceeded", "RequestLimitExceeded.UinLimitExceeded",
+  "RequestLimitExceeded.GlobalRegionUinLimitExceeded", "RequestLimitExceeded.IPLimitExceeded",
+  "RequestSizeLimitExceeded", "ResourceNotFound", "ResourceUnavailable", "ResponseSizeLimitExceeded",
+  "ServiceUnavailable", "UnauthorizedOperation", "UnknownParameter", "UnsupportedOperation",
+  "UnsupportedProtocol", "UnsupportedRegion",
+}
+
+-- Per action, every code a fault may inject: its documented errors, then the common ones.
+function M.injectable()
+  local out = {}
+  for _, a in ipairs(api.list) do
+    local codes = {}
+    for _, c in ipairs(a.errors) do codes[#codes + 1] = c end
+    for _, c in ipairs(M.COMMON_ERRORS) do codes[#codes + 1] = c end
+    out[a.name] = codes
+  end
+  return out
+end
+
+local function injectable_code(action, code)
+  local codes = M.injectable()[action]
+  if not codes then return true end
+  for _, c in ipairs(codes) do
+    if c == code then return true end
+  end
+  return nil, action .. " does not answer " .. code .. check.did_you_mean(code, codes)
+end
 
 function M.new()
   return setmetatable({ queue = {} }, M)
@@ -24,7 +63,12 @@ function M:add(f)
   end
   if f.count ~= nil and type(f.count) ~= "number" then return nil, "count must be a number" end
   if f.kind == "big" and type(f.bytes) ~= "number" then return nil, "big needs bytes" end
-  if f.kind == "error" and type(f.code) ~= "string" then return nil, "error needs code" end
+  if f.kind == "error" then
+    if type(f.code) ~= "string" then return nil, "error needs code" end
+    local ok, why = injectable_code(f.action, f.code)
+    if not ok then return nil, why end
+  end
+  if f.kind == "field" and type(f.field) ~= "string" then return nil, "field needs field" end
   if f.kind == "delay" and type(f.seconds) ~= "number" then return nil, "delay needs seconds" end
   f.count = f.count or 1
   self.queue[#self.queue + 1] = f
@@ -58,8 +102,8 @@ local HTML = "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n<center><
 function M.respond(f, normal, request_id)
   local json = { ["Content-Type"] = "application/json" }
   local resp
-  if f.kind == "delay" then
-    resp = normal()
+  if f.kind == "delay" or f.kind == "field" then
+    resp = normal(f)
     resp.delay = f.seconds
   elseif f.kind == "reset" then
     -- "before": close (RST) right after reading the request; "headers": after the headers.

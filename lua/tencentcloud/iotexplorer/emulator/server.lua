@@ -1,5 +1,13 @@
 -- Minimal HTTP/1.1 server on lua-socket: non-blocking sockets, socket.select, and one
--- coroutine per connection, so a delayed response never holds up other connections.
+-- coroutine per connection, so a delayed response never holds up other connections. Used by the
+-- emulator and by the specs' other stand-in servers (spec/helpers/metadata_server.lua).
+--
+-- select() cannot watch a descriptor numbered FD_SETSIZE (1024) or more, and Debian has no lua-posix
+-- (poll) for Lua 5.4. So the server holds at most `max_connections` open at once (default 900, well below
+-- FD_SETSIZE with room for the process's other descriptors). Past that it stops accepting: the kernel
+-- keeps further connections in the listen backlog (4096), and to make room it closes the connection that
+-- has been idle longest between two requests, as HTTP/1.1 lets a server do with a persistent connection
+-- (clients reopen it). A connection that has not sent its first request yet is never closed this way.
 local socket = require("socket")
 
 local M = {}
@@ -15,8 +23,12 @@ local REASONS = {
   [504] = "Gateway Timeout",
 }
 
--- opts: host, port, handler(req) -> resp, date(), idle_timeout(), max_body,
--- on_accept(), log(msg), exit_on_stdin_eof.
+M.MAX_CONNECTIONS = 900
+M.BACKLOG = 4096
+
+-- opts: host, port, handler(req) -> resp, date(), idle_timeout(), max_body, max_connections,
+-- on_accept(), log(msg), exit_on_stdin_eof, too_large(req, length), reject(req, status, message).
+-- A handler may set req.done, a function called once the answer is sent or the connection is lost.
 -- resp: status, headers (map), body, close, delay (s), reset ("before"|"headers"),
 -- truncate (send half the body under the full Content-Length, then close).
 function M.new(opts)
@@ -24,12 +36,14 @@ function M.new(opts)
     opts = opts,
     waiting = {},   -- co -> {kind = "read"|"write"|"sleep", sock, deadline}
     socks = {},     -- co -> client socket
+    conns = {},     -- co -> connection state
+    open = 0,
     stopped = false,
   }, M)
 end
 
 function M:listen()
-  local srv, err = socket.bind(self.opts.host or "127.0.0.1", self.opts.port or 0, 128)
+  local srv, err = socket.bind(self.opts.host or "127.0.0.1", self.opts.port or 0, M.BACKLOG)
   if not srv then return nil, err end
   srv:settimeout(0)
   self.listener = srv
@@ -58,6 +72,7 @@ local function fill(conn, max, deadline)
     local chunk = data or partial
     if chunk and #chunk > 0 then
       conn.buf = conn.buf .. chunk
+      conn.idle_since = nil
       if err == "closed" then conn.eof = true end
       return true
     end
@@ -86,6 +101,7 @@ end
 local function read_head(self, conn)
   local idle = self.opts.idle_timeout and self.opts.idle_timeout() or 60
   local deadline = socket.gettime() + idle
+  if conn.served > 0 and conn.buf == "" then conn.idle_since = socket.gettime() end
   while true do
     -- Tolerate stray CRLFs between pipelined requests (RFC 7230 3.5).
     conn.buf = conn.buf:gsub("^\r?\n", "")
@@ -148,7 +164,10 @@ local function render_head(self, resp, length, close)
   local headers = resp.headers or {}
   local has = {}
   for k in pairs(headers) do has[k:lower()] = true end
-  if not has["date"] then lines[#lines + 1] = "Date: " .. self.opts.date() end
+  if not has["date"] then
+    local date = self.opts.date and self.opts.date() or os.date("!%a, %d %b %Y %H:%M:%S GMT")
+    lines[#lines + 1] = "Date: " .. date
+  end
   lines[#lines + 1] = "Server: tencentcloud-iotexplorer-emulator"
   for k, v in pairs(headers) do lines[#lines + 1] = k .. ": " .. tostring(v) end
   if not has["content-length"] then lines[#lines + 1] = "Content-Length: " .. length end
@@ -186,6 +205,26 @@ local function simple(status, body)
   return { status = status, headers = { ["Content-Type"] = "text/plain" }, body = body, close = true }
 end
 
+-- Sends one response. Returns true when the connection stays open for the next request.
+function M:answer(conn, req, resp)
+  if resp.delay and resp.delay > 0 then sleep(resp.delay) end
+  local close = resp.close or wants_close(req)
+  local body = resp.body or ""
+  if resp.reset == "before" then abort(conn); return false end
+  local head = render_head(self, resp, #body, close or resp.reset or resp.truncate)
+  if resp.reset == "headers" then
+    send_all(conn, head); abort(conn); return false
+  end
+  if resp.truncate then
+    send_all(conn, head .. body:sub(1, math.floor(#body / 2)))
+    return false
+  end
+  if req.method == "HEAD" then body = "" end
+  if not send_all(conn, head .. body) then return false end
+  if resp.linger then lingering_close(conn); return false end
+  return not close
+end
+
 function M:serve(conn)
   while not conn.closed do
     local req, bad = read_head(self, conn)
@@ -197,14 +236,15 @@ function M:serve(conn)
     local te, cl = req.headers["transfer-encoding"], req.headers["content-length"]
     if te then
       -- No chunked request bodies: without a length we cannot find the next request.
-      resp = self.opts.reject(req, 411, "Transfer-Encoding is not supported; send Content-Length")
+      local why = "Transfer-Encoding is not supported; send Content-Length"
+      resp = self.opts.reject and self.opts.reject(req, 411, why) or simple(411, why .. "\n")
       resp.close, resp.linger = true, true
     elseif cl and not cl:match("^%d+$") then
       resp = simple(400, "bad Content-Length\n")
     else
       local length = tonumber(cl or "0")
       if length > (self.opts.max_body or 10 * 1024 * 1024) then
-        resp = self.opts.too_large(req, length)
+        resp = self.opts.too_large and self.opts.too_large(req, length) or simple(413, "body too large\n")
         resp.close, resp.linger = true, true
       else
         if (req.headers.expect or ""):lower() == "100-continue" then
@@ -219,22 +259,10 @@ function M:serve(conn)
         end
       end
     end
-    if resp.delay and resp.delay > 0 then sleep(resp.delay) end
-    local close = resp.close or wants_close(req)
-    local body = resp.body or ""
-    if resp.reset == "before" then abort(conn); break end
-    local head = render_head(self, resp, #body, close or resp.reset or resp.truncate)
-    if resp.reset == "headers" then
-      send_all(conn, head); abort(conn); break
-    end
-    if resp.truncate then
-      send_all(conn, head .. body:sub(1, math.floor(#body / 2)))
-      break
-    end
-    if req.method == "HEAD" then body = "" end
-    if not send_all(conn, head .. body) then break end
-    if resp.linger then lingering_close(conn); break end
-    if close then break end
+    local keep = self:answer(conn, req, resp)
+    conn.served = conn.served + 1
+    if req.done then req.done() end
+    if not keep then break end
   end
   if not conn.closed then conn.sock:close(); conn.closed = true end
 end
@@ -242,9 +270,10 @@ end
 function M:spawn(sock)
   sock:settimeout(0)
   sock:setoption("tcp-nodelay", true)
-  local conn = { sock = sock, buf = "" }
+  local conn = { sock = sock, buf = "", served = 0 }
   local co = coroutine.create(function() self:serve(conn) end)
-  self.socks[co] = sock
+  self.socks[co], self.conns[co] = sock, conn
+  self.open = self.open + 1
   self:resume(co, true)
 end
 
@@ -256,7 +285,8 @@ function M:resume(co, ...)
     pcall(self.socks[co].close, self.socks[co])
   end
   if coroutine.status(co) == "dead" then
-    self.socks[co] = nil
+    self.socks[co], self.conns[co] = nil, nil
+    self.open = self.open - 1
     return
   end
   self.waiting[co] = { kind = kind, sock = sock, deadline = deadline }
@@ -265,8 +295,36 @@ end
 -- A select()-able stand-in for stdin: readable means the parent wrote or went away.
 local STDIN = { getfd = function() return 0 end, dirty = function() return false end }
 
+function M:open_count()
+  return self.open
+end
+
+-- The connection idle longest between two requests, or nil.
+function M:idlest()
+  local victim, since
+  for co, conn in pairs(self.conns) do
+    if conn.idle_since and (not since or conn.idle_since < since) and self.waiting[co] then
+      victim, since = co, conn.idle_since
+    end
+  end
+  return victim
+end
+
+function M:evict_idle()
+  local victim = self:idlest()
+  if not victim then return false end
+  local conn = self.conns[victim]
+  conn.sock:close()
+  conn.closed, conn.eof = true, true
+  self:resume(victim, false)
+  return true
+end
+
 function M:step(max_wait)
-  local recvt, sendt = { self.listener }, {}
+  local max = self.opts.max_connections or M.MAX_CONNECTIONS
+  local accepting = self.open < max or self:idlest() ~= nil
+  local recvt, sendt = {}, {}
+  if accepting then recvt[1] = self.listener end
   if self.opts.exit_on_stdin_eof then recvt[#recvt + 1] = STDIN end
   local now = socket.gettime()
   local timeout = max_wait or 1
@@ -280,10 +338,11 @@ function M:step(max_wait)
     self.stopped = true
     return
   end
-  if r[self.listener] then
-    while true do
+  if accepting and r[self.listener] then
+    while self.open < max or self:idlest() do
       local client = self.listener:accept()
       if not client then break end
+      if self.open >= max then self:evict_idle() end
       if self.opts.on_accept then self.opts.on_accept() end
       self:spawn(client)
     end

@@ -1,14 +1,21 @@
--- Emulated world: credentials, products, batches, run-time configuration.
+-- Emulated world: credentials, products, batches, STS roles and providers, run-time configuration.
 -- Batches progress through Status 0 -> 1 -> 2 -> 3 on real (unskewed) time.
+local actions = require("tencentcloud.iotexplorer.actions")
 local defaults = require("tencentcloud.iotexplorer.emulator.defaults")
 local tc3 = require("tencentcloud.iotexplorer.emulator.tc3")
 
 local M = {}
 M.__index = M
 
+-- Run-time settings (numbers), from the fixture and POST /_emulator/config. delay_ms delays every API
+-- answer; rate_limit is per action and SecretId (0: none); clock_skew moves the emulator clock.
 local CONFIG_KEYS = {
   clock_skew = true, status_step_seconds = true, download_ttl = true,
-  rate_limit = true, idle_timeout = true,
+  rate_limit = true, idle_timeout = true, delay_ms = true,
+}
+local CONFIG_DEFAULTS = {
+  clock_skew = 0, status_step_seconds = 1, download_ttl = 900, rate_limit = actions.RATE_LIMIT,
+  idle_timeout = 60, delay_ms = 0,
 }
 M.CONFIG_KEYS = CONFIG_KEYS
 
@@ -31,7 +38,10 @@ end
 function M.new(fixture, now_real, download_secret)
   fixture = fixture or {}
   local self = setmetatable({
-    credentials = {},      -- secret_id -> {secret_key, token}
+    credentials = {},      -- secret_id -> {secret_id, secret_key, token, expires_at?, revoked?, issued?}
+    roles = {},            -- RoleArn -> role (STS)
+    providers = {},        -- ProviderId -> provider (STS)
+    issued = {},           -- the credentials STS issued, in order
     products = {},         -- ProductId -> product
     batches = {},          -- BatchProductionId -> batch
     order = 0,             -- creation counter, used as a stable sort key
@@ -43,13 +53,25 @@ function M.new(fixture, now_real, download_secret)
   local use_defaults = fixture.defaults ~= false
   for k in pairs(CONFIG_KEYS) do
     local v = fixture[k]
-    if v == nil then v = base[k] end
+    if v == nil then v = CONFIG_DEFAULTS[k] end
+    if type(v) ~= "number" then error("fixture: " .. k .. " must be a number") end
     self.config[k] = v
   end
   local sources = use_defaults and { base, fixture } or { fixture }
   for _, src in ipairs(sources) do
     for _, c in ipairs(list(src.credentials)) do
-      self.credentials[c.secret_id] = { secret_key = c.secret_key, token = c.token }
+      self.credentials[c.secret_id] = { secret_id = c.secret_id, secret_key = c.secret_key, token = c.token }
+    end
+    local sts = type(src.sts) == "table" and src.sts or {}
+    for _, r in ipairs(list(sts.roles)) do
+      if type(r.RoleArn) ~= "string" then error("fixture: an STS role needs RoleArn") end
+      self.roles[r.RoleArn] = { RoleArn = r.RoleArn, max_duration = toint(r.max_duration) or 43200 }
+    end
+    for _, pr in ipairs(list(sts.providers)) do
+      if type(pr.ProviderId) ~= "string" then error("fixture: an STS provider needs ProviderId") end
+      local tokens = {}
+      for _, t in ipairs(list(pr.tokens)) do tokens[t] = true end
+      self.providers[pr.ProviderId] = { ProviderId = pr.ProviderId, tokens = tokens, roles = list(pr.roles) }
     end
     for _, p in ipairs(list(src.products)) do
       self:add_product(p)
@@ -122,7 +144,7 @@ function M:add_batch(b)
     BurnMethod = toint(b.BurnMethod) or 0,
     GenerationMethod = toint(b.GenerationMethod) or 0,
     UploadUrl = b.UploadUrl or "",
-    GenerationQRCode = b.GenerationQRCode,
+    GenerationQRCode = toint(b.GenerationQRCode) or 0,
     CreateTime = toint(b.CreateTime) or toint(math.floor(self:clock())),
     fixed_status = toint(b.Status),
     fixed_success = toint(b.SuccessCount),
@@ -162,39 +184,48 @@ function M:progress(b)
   return toint(status), toint(success), ""
 end
 
--- Pre-signed download link, in the spirit of an object-storage URL.
-function M:download_sig(name, expires)
-  return tc3.hex(tc3.hmac_sha256(self.download_secret, name .. "\n" .. tostring(expires)))
-end
-
-function M:download_url(base_url, b)
-  local name = b.ProductId .. "_" .. b.BatchProductionId .. ".csv"
-  local expires = toint(math.floor(self:clock() + (tonumber(self.config.download_ttl) or 900)))
-  return string.format("%s/_download/%s?expires=%d&sig=%s", base_url, name, expires,
-    self:download_sig(name, expires))
-end
-
--- Public view of a batch as DescribeBatchProduction returns it (without RequestId).
-function M:describe(b, base_url)
+-- Public view of a batch as DescribeBatchProduction returns it, without DownloadUrl and RequestId.
+function M:describe(b)
   local status, success, reason = self:progress(b)
   return {
     BatchCnt = b.BatchCnt, BurnMethod = b.BurnMethod, CreateTime = b.CreateTime,
     GenerationMethod = b.GenerationMethod, UploadUrl = b.UploadUrl,
     Status = status, SuccessCount = success, LastFailedReason = reason,
-    DownloadUrl = (status == 3 and reason == "") and self:download_url(base_url, b) or "",
-  }
+  }, status == 3 and reason == ""
 end
 
--- Deterministic CSV of the batch's devices.
-function M:csv(b)
-  local rows = { "ProductId,DeviceName,DeviceSecret" }
+-- The devices of a batch, in its device file's order: { name, secret }, derived from the run's secret so
+-- the file and DescribeDevice agree.
+function M:devices(b)
+  local out = {}
   local prefix = b.BatchProductionId:gsub("[^%w]", "")
   for i = 1, b.BatchCnt do
     local name = string.format("%s_%04d", prefix, i)
-    local secret = tc3.hex(tc3.hmac_sha256(self.download_secret, b.ProductId .. "/" .. name)):sub(1, 24)
-    rows[#rows + 1] = b.ProductId .. "," .. name .. "," .. secret
+    out[i] = { name = name, index = i,
+      secret = tc3.hex(tc3.hmac_sha256(self.download_secret, b.ProductId .. "/" .. name)):sub(1, 24) }
   end
-  return table.concat(rows, "\n") .. "\n"
+  return out
+end
+
+-- The device `name` of product `product_id` among the batches that finished, or nil.
+function M:find_device(product_id, name)
+  local prefix, n = name:match("^(%w+)_(%d+)$")
+  if not prefix then return nil end
+  for _, b in pairs(self.batches) do
+    local _, done = self:describe(b)
+    if done and b.ProductId == product_id and b.BatchProductionId:gsub("[^%w]", "") == prefix
+        and tonumber(n) >= 1 and tonumber(n) <= b.BatchCnt then
+      return self:devices(b)[tonumber(n)], b
+    end
+  end
+end
+
+-- True when some product belongs to the project.
+function M:has_project(project_id)
+  for _, p in pairs(self.products) do
+    if p.ProjectId == project_id then return true end
+  end
+  return false
 end
 
 -- Batches of a project, newest first.
