@@ -83,7 +83,7 @@ describe("tciot", function()
       assert.matches("^http://", fields[4])
       r = t:run({ "--output", "text", "GetBatchProductionsList", "--ProjectId", PROJECT })
       expect(r, 0)
-      assert.matches("\nBATCHPRODUCTIONS\t%d+\tLC%-[%w]+\t", r.stdout)
+      assert.matches("\nBATCHPRODUCTIONS\tLC%-%w+\t%d\t%d+\tR32ONVL0EU\t", r.stdout)
     end)
 
     it("--cli-input-json takes the parameters inline or from file://, --Name options override it", function()

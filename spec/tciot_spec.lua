@@ -196,7 +196,7 @@ describe("tciot", function()
       local list = json(r)
       assert.are.equal(1, #list.BatchProductions)
       assert.are.equal(created.BatchProductionId, list.BatchProductions[1].BatchProductionId)
-      assert.are.equal(7, list.BatchProductions[1].BatchCnt)
+      assert.are.equal(PRODUCT, list.BatchProductions[1].ProductId)
       assert.is_true(list.TotalCnt >= 2)
 
       r = tciot({ "GetBatchProductionsList", "--ProjectId", PROJECT, "--Offset", "0", "--Limit", "2",
@@ -204,9 +204,10 @@ describe("tciot", function()
       expect(r, 0)
       assert.truthy(r.stdout:find("| TotalCnt ", 1, true))
       assert.truthy(r.stdout:find("\nBatchProductions (2)\n", 1, true))
-      assert.matches("\n| BatchCnt | BatchProductionId +| BurnMethod |", r.stdout)
+      assert.matches("\n| BatchProductionId +| BurnMethod | CreateTime +| ProductId +|", r.stdout)
       assert.truthy(r.stdout:find("| " .. created.BatchProductionId .. " ", 1, true))
 
+      emu:add_product({ ProductId = "EMPTYPROD1", ProjectId = "EMPTY000" })   -- a project without batches
       r = tciot({ "GetBatchProductionsList", "--ProjectId", "EMPTY000" })
       expect(r, 0)
       assert.matches('"BatchProductions": %[%]', r.stdout)
@@ -239,7 +240,8 @@ describe("tciot", function()
       for line in r.stderr:gmatch("[^\n]+") do lines[#lines + 1] = line end
       assert.are.equal(2, #lines, r.stderr)
       assert.matches("^tciot: DescribeBatchProduction attempt 1: InternalError %(HTTP 503%) retryable in ", lines[1])
-      assert.matches("^tciot: DescribeBatchProduction attempt 2: ok in %d+%.%d+s .*RequestId [%x-]+ credentials from env$", lines[2])
+      assert.matches("^tciot: DescribeBatchProduction attempt 2: ok in %d+%.%d+s .*RequestId [%x-]+ "
+        .. "credentials from env$", lines[2])
       assert.is_nil(r.stderr:find(emu.secret_key, 1, true))
       assert.is_nil(r.stderr:find("sig=", 1, true))
     end)
@@ -253,16 +255,16 @@ describe("tciot", function()
         .. "--exit-on-stdin-eof >%s 2>&1", quote(pidfile), LUA, quote(installed), quote(fixture), quote(out)), "w")
       local url
       for _ = 1, 200 do
-        url = (read(out) or ""):match("\nEMULATOR_READY (http://127%.0%.0%.1:%d+)\n")
+        url = (read(out) or ""):match("^EMULATOR_READY (http://127%.0%.0%.1:%d+)\n.*_ENDPOINT=[^\n]*\n")
         if url then break end
         sh("sleep 0.02")
       end
       assert.truthy(url, read(out))
-      -- First the shell lines that point the library and tciot at it.
-      local exports = read(out):match("^(.-)\nEMULATOR_READY")
-      assert.truthy(exports:find("export TENCENTCLOUD_IOTEXPLORER_ENDPOINT='" .. url .. "'", 1, true), exports)
-      assert.truthy(exports:find("export TENCENTCLOUD_REGION=ap-guangzhou", 1, true), exports)
-      assert.truthy(exports:find("export TENCENTCLOUD_SECRET_ID='" .. emu.secret_id .. "'", 1, true), exports)
+      -- Then the shell lines that point the library and tciot at it.
+      local exports = read(out)
+      assert.truthy(exports:find("\nexport TENCENTCLOUD_IOTEXPLORER_ENDPOINT=" .. url .. "\n", 1, true), exports)
+      assert.truthy(exports:find("\nexport TENCENTCLOUD_REGION=ap-guangzhou\n", 1, true), exports)
+      assert.truthy(exports:find("\nexport TENCENTCLOUD_SECRET_ID=" .. emu.secret_id .. "\n", 1, true), exports)
       local r = tciot({ "--endpoint", url, "DescribeBatchProduction", "--ProductId", PRODUCT,
         "--BatchProductionId", "LC-fromfile" }, { no_endpoint = true })
       pipe:close()   -- stdin closes: the emulator stops
@@ -449,7 +451,7 @@ describe("tciot", function()
       expect(r, 1, "tciot: InvalidAction: ")
       r = tciot({ "CreateBatchProduction", "--ProjectId", "OTHERPROJ", "--ProductId", PRODUCT,
         "--BurnMethod", "0", "--GenerationMethod", "0", "--BatchCnt", "1" })
-      expect(r, 1, "UnauthorizedOperation.NoPermissionToProject")
+      expect(r, 1, "ResourceNotFound.ProjectNotExist")
     end)
 
     it("1: an HTTP error status or a body that is not JSON", function()

@@ -200,7 +200,7 @@ function batch.wait(client, params, opts)
     end
 
     -- The pause, in slices of at most batch.TICK so that progress can tick and an interrupt is seen.
-    local pause_ends = now() + math.min(pause, math.max(0, deadline - (now() - started)))
+    local pause_ends = math.min(now() + pause, started + deadline)
     while true do
       err = interrupted()
       if err then

@@ -259,6 +259,9 @@ function iot.new(o)
     return nil, invalid("options", "iot.new expects a table of options")
   end
   o = shallow_copy(o)
+  if o.endpoint == nil and (os.getenv("TENCENTCLOUD_IOTEXPLORER_ENDPOINT") or "") ~= "" then
+    o.endpoint = os.getenv("TENCENTCLOUD_IOTEXPLORER_ENDPOINT")   -- e.g. what `tciot emulator` prints
+  end
   local err = check_new_options(o)
   if err then
     return nil, err
