@@ -15,10 +15,11 @@ describe("client credentials", function()
   local emu, meta, seen, tmp, script
 
   -- Runs the child with only the given environment; returns what it printed.
-  local function child(env)
+  local function child(env, profile)
     local parts = { "env -i PATH=\"$PATH\"" }
     for k, v in pairs(env) do parts[#parts + 1] = k .. "='" .. v .. "'" end
-    local _, out = util.run(table.concat(parts, " ") .. " " .. util.INTERPRETER .. " " .. script .. " " .. emu.url)
+    local _, out = util.run(table.concat(parts, " ") .. " " .. util.INTERPRETER .. " " .. script .. " " .. emu.url
+      .. (profile and (" " .. profile) or ""))
     seen:see(out)
     return out
   end
@@ -35,7 +36,8 @@ describe("client credentials", function()
       package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
       package.cpath = "build/]] .. util.FLAVOUR .. [[/?.so;" .. package.cpath
       local iot = require("tencentcloud.iotexplorer")
-      local c, err = iot.new{ region = "ap-guangzhou", endpoint = arg[1], metadata_endpoint = false }
+      local c, err = iot.new{ region = "ap-guangzhou", endpoint = arg[1], metadata_endpoint = false,
+        profile = arg[2] }
       if not c then io.write("NEW ", tostring(err)) return end
       local res
       res, err = c:describe_batch_production{ ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" }
@@ -103,8 +105,31 @@ describe("client credentials", function()
       TENCENTCLOUD_SECRET_ID = emu.secret_id, TENCENTCLOUD_SECRET_KEY = emu.secret_key })
   end)
 
-  it("no source at all is an error from iot.new", function()
-    assert.matches("^NEW ClientError.CredentialError: no credentials", child{ HOME = tmp .. "/nohome" })
+  it("no source at all is an error from iot.new that lists each source tried", function()
+    local out = child{ HOME = tmp .. "/nohome" }
+    assert.matches("^NEW ClientError.CredentialError: no credentials found", out)
+    assert.matches("\n  environment: TENCENTCLOUD_SECRET_ID/KEY not set\n", out)
+    assert.matches("\n  profile file: not found at ~/.tencentcloud/credentials", out)
+    assert.matches("\n  tccli: not found at ~/.tccli/default.credential\n", out)
+  end)
+
+  it("TENCENTCLOUD_TOKEN, tccli's spelling of the session token", function()
+    assert.equal("OK 3", child{ TENCENTCLOUD_SECRET_ID = emu.tmp_secret_id,
+      TENCENTCLOUD_SECRET_KEY = emu.tmp_secret_key, TENCENTCLOUD_TOKEN = emu.tmp_token })
+  end)
+
+  it("tccli's ~/.tccli/<profile>.credential, and --profile over the environment", function()
+    util.check_output("mkdir -p '" .. tmp .. "/tchome/.tccli'")
+    write(tmp .. "/tchome/.tccli/iot.credential", '{"secretId": "' .. emu.tmp_secret_id .. '", "secretKey": "'
+      .. emu.tmp_secret_key .. '", "token": "' .. emu.tmp_token .. '"}')
+    assert.equal("OK 3", child({ HOME = tmp .. "/tchome", TCCLI_PROFILE = "iot" }))
+    assert.equal("OK 3", child({ HOME = tmp .. "/tchome", TENCENTCLOUD_SECRET_ID = "WRONG",
+      TENCENTCLOUD_SECRET_KEY = "WRONG" }, "iot"))
+    write(tmp .. "/tchome/.tccli/iot.credential", '{"secretId": "' .. emu.tmp_secret_id .. '", "secretKey": "'
+      .. emu.tmp_secret_key .. '"')
+    local out = child({ HOME = tmp .. "/tchome" }, "iot")
+    assert.matches("^NEW ClientError.CredentialError: ~/.tccli/iot.credential is not a JSON object", out)
+    assert.is_nil(out:find(emu.tmp_secret_key, 1, true))
   end)
 
   describe("CVM role", function()
@@ -137,15 +162,27 @@ describe("client credentials", function()
       c:close()
     end)
 
-    it("is fetched again after the server rejects the keys", function()
+    it("is fetched again once after the server rejects the keys, then the error names the source", function()
       meta:set{ secret_id = "AKIDREVOKED000" }
       local c = new()
       local _, err = c:describe_batch_production(DESCRIBE)
       seen:see(err)
       assert.equal("AuthFailure.SecretIdNotFound", err.code)
+      assert.matches("new keys from cvm role iot%-role were rejected too", err.message)
+      assert.equal(2, meta:counters().creds)
+      assert.equal(2, emu:counters().requests)
       meta:set{ secret_id = emu.tmp_secret_id }
       assert(c:describe_batch_production(DESCRIBE))
-      assert.equal(2, meta:counters().creds)
+      assert.equal(3, meta:counters().creds)
+      c:close()
+    end)
+
+    it("tells the logger (tciot --verbose) which source supplied the keys", function()
+      local records = {}
+      local c = assert(iot.new{ region = "ap-guangzhou", endpoint = emu.url, metadata_endpoint = meta.url,
+        logger = seen:logger(function(r) records[#records + 1] = r end) })
+      assert(c:describe_batch_production(DESCRIBE))
+      assert.equal("cvm role iot-role", records[1].credentials)
       c:close()
     end)
 
@@ -174,6 +211,45 @@ describe("client credentials", function()
     assert(c:describe_batch_production(DESCRIBE))
     assert.equal(1, calls)
     c:close()
+  end)
+
+  it("a revoked temporary key is replaced once within the call", function()
+    local calls = 0
+    local c = assert(iot.new{ region = "ap-guangzhou", endpoint = emu.url, metadata_endpoint = false,
+      credential_provider = function()
+        calls = calls + 1
+        if calls == 1 then return "AKIDREVOKED000", emu.tmp_secret_key, emu.tmp_token, os.time() + 3600 end
+        return emu.tmp_secret_id, emu.tmp_secret_key, emu.tmp_token, os.time() + 3600
+      end })
+    local res, err = c:describe_batch_production(DESCRIBE)
+    seen:see(res, err)
+    assert.is_nil(err)
+    assert.equal(2, calls)
+    assert.equal(2, emu:counters().requests)
+    c:close()
+  end)
+
+  it("static keys the server rejects are not asked for again", function()
+    local c = assert(iot.new{ region = "ap-guangzhou", endpoint = emu.url, metadata_endpoint = false,
+      secret_id = "AKIDREVOKED000", secret_key = emu.secret_key })
+    local _, err = c:describe_batch_production(DESCRIBE)
+    seen:see(err)
+    assert.equal("AuthFailure.SecretIdNotFound", err.code)
+    assert.equal(1, emu:counters().requests)
+    c:close()
+  end)
+
+  it("tciot --verbose shows neither the keys nor the token", function()
+    local cmd = "env -i PATH=\"$PATH\" HOME='" .. tmp .. "/nohome' TENCENTCLOUD_REGION=ap-guangzhou"
+      .. " TENCENTCLOUD_SECRET_ID='" .. emu.tmp_secret_id .. "' TENCENTCLOUD_SECRET_KEY='" .. emu.tmp_secret_key
+      .. "' TENCENTCLOUD_TOKEN='" .. emu.tmp_token .. "' " .. util.INTERPRETER .. " bin/tciot --endpoint " .. emu.url
+      .. " --verbose DescribeBatchProduction --ProductId R32ONVL0EU --BatchProductionId LC-ya6zinv9"
+    local ok, out = util.run(cmd)
+    seen:see(out)
+    assert.is_true(ok, out)
+    assert.matches("DescribeBatchProduction attempt 1", out)
+    assert.is_nil(out:find(emu.tmp_secret_key, 1, true))
+    assert.is_nil(out:find(emu.tmp_token, 1, true))
   end)
 
   it("never showed a secret or token in any output", function()

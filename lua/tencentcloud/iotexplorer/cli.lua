@@ -120,33 +120,41 @@ local function getenv(name)
   return v
 end
 
--- tccli's configure file (~/.tccli/<profile>.configure), when the credentials module can read it.
+-- tccli's configure file (~/.tccli/<profile>.configure): {} when there is none, or nil, message when it is
+-- not what tccli writes.
 local function tccli_configure(profile)
-  local ok, credentials = pcall(require, "tencentcloud.iotexplorer.credentials")
-  if ok and type(credentials.tccli_configure) == "function" then
-    local conf = credentials.tccli_configure(profile)
-    if type(conf) == "table" then
-      return conf
-    end
+  local credentials = require("tencentcloud.iotexplorer.credentials")
+  local conf, err = credentials.tccli_configure(profile)
+  if type(conf) ~= "table" then
+    return nil, err
   end
-  return {}
+  return conf
 end
+
+local OUTPUT_SET = {}
+for _, name in ipairs(format.OUTPUTS) do OUTPUT_SET[name] = true end
 
 -- The settings: command line, then environment, then tccli's configure file.
 local function settings(g)
   local profile = g.profile or getenv("TENCENTCLOUD_PROFILE")
+  local s = { profile = g.profile }
   local conf
   local function configured(key)
-    conf = conf or tccli_configure(profile)
+    if not conf then
+      local cerr
+      conf, cerr = tccli_configure(profile)
+      if not conf then
+        conf, s.config_error = {}, cerr
+      end
+    end
     local v = conf[key]
     if v == "" then return nil end
     return v
   end
-  local s = { profile = g.profile }
   s.region = g.region or getenv("TENCENTCLOUD_REGION") or configured("region")
   s.output = g.output or configured("output")
-  if s.output and not format[s.output] then
-    s.output = nil
+  if s.output and not OUTPUT_SET[s.output] then
+    s.output = nil   -- tccli knows formats tciot does not print
   end
   s.endpoint = g.endpoint or getenv("TENCENTCLOUD_IOTEXPLORER_ENDPOINT") or configured("endpoint")
   s.language = g.language or configured("language")
@@ -158,6 +166,9 @@ local function new_client(args, s, env)
   if not ok then
     return nil, errors.new(errors.INVALID_PARAMETER,
       "cannot load the library (is the native core built for this Lua?): " .. tostring(iot))
+  end
+  if s.config_error then
+    return nil, errors.invalid("profile", tostring(s.config_error))
   end
   if not s.region then
     return nil, errors.invalid("region", "no region given: use --region REGION or set TENCENTCLOUD_REGION"

@@ -168,6 +168,7 @@ local NEW_OPTIONS = {
   logger = true, metadata_endpoint = true, sleep = true, max_response_bytes = true,
   nginx = true,
 }
+for _, name in ipairs(credentials.OPTIONS) do NEW_OPTIONS[name] = true end
 
 local CALL_OPTIONS = { timeout = true, deadline = true }
 
@@ -179,7 +180,7 @@ local function check_new_options(o)
     or check_int(o, "max_response_bytes", false, 1)
     or check_string(o, "endpoint") or check_string(o, "proxy")
     or check_string(o, "ca_file") or check_string(o, "ca_path")
-    or check_string(o, "rate_limit_key") or check_string(o, "profile")
+    or check_string(o, "rate_limit_key")
   if err then
     return err
   end
@@ -294,6 +295,7 @@ function iot.new(o)
         return nil, invalid(field, nerr)
       end
       o.http_get = nginx.http_get
+      o.sts_transport = nginx.transport
     end
   end
 
@@ -442,7 +444,8 @@ local function attempt(n, remaining, call)
   if res ~= nil then
     if self.logger then
       self:_log{ action = call.action, attempt = n, duration = self.now() - sent_at, rate_wait = waited,
-                 status = "ok", request_id = type(res) == "table" and res.RequestId or nil, source = creds.source }
+                 credentials = creds.source, status = "ok",
+                 request_id = type(res) == "table" and res.RequestId or nil }
     end
     return res
   end
@@ -450,9 +453,9 @@ local function attempt(n, remaining, call)
   err = errors.redact(errors.from_core(err), call.secrets)
   if self.logger then
     self:_log{ action = call.action, attempt = n, duration = self.now() - sent_at, rate_wait = waited,
-               status = "error", code = err.code, message = err.message, request_id = err.request_id,
-               http_status = err.http_status, retryable = errors.is_retryable(err, call.action),
-               source = creds.source }
+               credentials = creds.source, status = "error", code = err.code, message = err.message,
+               request_id = err.request_id, http_status = err.http_status,
+               retryable = errors.is_retryable(err, call.action) }
   end
   call.last_err = err
   return nil, err
@@ -471,8 +474,15 @@ local function decide(err, _, call)
     return false
   end
   if type(code) == "string" and code:find("^AuthFailure") then
-    -- Temporary keys may have been revoked or rotated: fetch fresh ones next time.
-    call.p.chain:invalidate()
+    -- Temporary keys may have been revoked or rotated: fetch fresh ones and try once more.
+    if not call.refetched and call.p.chain:invalidate() then
+      call.refetched = true
+      return "now"
+    end
+    if call.refetched then
+      err.message = tostring(err.message) .. " (new keys from " .. tostring(call.p.chain:source())
+        .. " were rejected too)"
+    end
     return false
   end
   return errors.is_retryable(err, call.action) and "backoff"

@@ -186,8 +186,8 @@ function progress.logger(w)
     if r.request_id then
       parts[#parts + 1] = "RequestId " .. tostring(r.request_id)
     end
-    if r.source then
-      parts[#parts + 1] = "credentials from " .. tostring(r.source)
+    if r.credentials then
+      parts[#parts + 1] = "credentials from " .. tostring(r.credentials)
     end
     w.say(table.concat(parts, " "))
   end
