@@ -1,6 +1,8 @@
 rockspec_format = "3.0"
 package = "tencentcloud-iotexplorer"
 version = "scm-1"
+-- This rockspec builds a checkout: `luarocks make` takes the files in place and never fetches `url`.
+-- `luarocks install` needs a rockspec whose source is an archive: `make dist` writes one (and a .src.rock).
 source = {
    url = "git+file://.",
 }

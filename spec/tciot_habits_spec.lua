@@ -125,11 +125,12 @@ describe("tciot", function()
       expect(r, 2, "--param-json: cannot read")
     end)
 
-    it("--version names tciot, the library, the core and the interpreter", function()
+    it("--version names the version, the core's and the interpreter", function()
       local r = t:run({ "--version" }, { no_endpoint = true })
       expect(r, 0)
-      assert.matches("^tciot %d+%.%d+%.%d+ %(tencentcloud%-iotexplorer %d+%.%d+%.%d+, core %d+%.%d+%.%d+%) on ",
-        r.stdout)
+      assert.are.equal("tciot " .. require("tencentcloud.iotexplorer")._VERSION .. " (core "
+        .. require("tencentcloud.iotexplorer.core")._VERSION .. ") on " .. (type(jit) == "table" and jit.version
+        or _VERSION) .. "\n", r.stdout)
     end)
 
     it("GetBatchProductionsList --all walks every page into one result with TotalCnt", function()

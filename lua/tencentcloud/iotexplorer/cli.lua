@@ -25,8 +25,6 @@ local run = require("tencentcloud.iotexplorer.cli.run")
 
 local cli = {}
 
-cli.VERSION = "0.3.0"
-
 local EXIT_OK, EXIT_SERVICE, EXIT_USAGE, EXIT_NETWORK, EXIT_BATCH = 0, 1, 2, 3, 4
 cli.EXIT = { ok = EXIT_OK, service = EXIT_SERVICE, usage = EXIT_USAGE, network = EXIT_NETWORK, batch = EXIT_BATCH }
 
@@ -213,16 +211,13 @@ local function run_configure(args, env)
   return configure.list(args.globals, env.stdout)
 end
 
+-- tciot is part of the library's package: it has the library's version.
 local function version_text()
-  local lines = { "tciot " .. cli.VERSION }
   local ok, iot = pcall(require, "tencentcloud.iotexplorer")
-  if ok and type(iot) == "table" then
-    local core_ok, core = pcall(require, "tencentcloud.iotexplorer.core")
-    lines[1] = lines[1] .. " (tencentcloud-iotexplorer " .. tostring(iot._VERSION) .. ", core "
-      .. tostring(core_ok and core._VERSION or "?") .. ")"
-  end
-  lines[1] = lines[1] .. " on " .. (type(jit) == "table" and jit.version or _VERSION)
-  return table.concat(lines, "\n") .. "\n"
+  local line = "tciot " .. tostring(ok and type(iot) == "table" and iot._VERSION or "?")
+  local core_ok, core = pcall(require, "tencentcloud.iotexplorer.core")
+  line = line .. " (core " .. tostring(core_ok and type(core) == "table" and core._VERSION or "not loaded") .. ")"
+  return line .. " on " .. (type(jit) == "table" and jit.version or _VERSION) .. "\n"
 end
 
 -- ----------------------------------------------------------------------------
