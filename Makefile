@@ -29,8 +29,9 @@ LIBS      = -lcurl -lcrypto -lpthread -lm
 
 BUILD   = build/$(LUA)
 CORE_SO = $(BUILD)/tencentcloud/iotexplorer/core.so
-SOURCES = src/core.c src/tc3.c src/http.c
-HEADERS = src/compat.h src/tc3.h src/http.h
+SOURCES = src/core.c src/lcore.c src/session.c src/call.c src/download.c src/http_get.c src/signals.c \
+          src/tc3.c src/http.c
+HEADERS = src/compat.h src/lcore.h src/signals.h src/tc3.h src/http.h
 
 .PHONY: all test check demo install clean deps check-c lint bench test-asan test-valgrind fuzz dist node-deps
 

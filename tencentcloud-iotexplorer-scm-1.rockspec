@@ -30,7 +30,8 @@ build = {
    type = "builtin",
    modules = {
       ["tencentcloud.iotexplorer.core"] = {
-         sources = { "src/core.c", "src/tc3.c", "src/http.c" },
+         sources = { "src/core.c", "src/lcore.c", "src/session.c", "src/call.c", "src/download.c", "src/http_get.c",
+                     "src/signals.c", "src/tc3.c", "src/http.c" },
          libraries = { "curl", "crypto", "pthread", "m" },
          incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },

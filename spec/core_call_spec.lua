@@ -1,5 +1,5 @@
--- core.describe_batch_production, core.call and core.download against the local API emulator, over
--- loopback: the documented response, API errors, and every row of the core's error table.
+-- core.new_session, core.call and core.download against the local API emulator, over loopback: the
+-- documented response, API errors, every row of the core's error table, and misuse raising.
 local core = require("tencentcloud.iotexplorer.core")
 local emulator = require("helpers.emulator")
 local util = require("helpers.util")
@@ -7,18 +7,29 @@ local util = require("helpers.util")
 describe("core calls", function()
   local emu, session
 
+  -- A DescribeBatchProduction request; ProductId and BatchProductionId in extra go into params.
   local function request(extra)
     local req = {
-      secret_id = emu.secret_id, secret_key = emu.secret_key, region = "ap-guangzhou", endpoint = emu.url,
-      ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9",
+      secret_id = emu.secret_id, secret_key = emu.secret_key, action = "DescribeBatchProduction",
+      version = "2019-04-23", params = { ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" },
     }
-    for k, v in pairs(extra or {}) do req[k] = v end
+    for k, v in pairs(extra or {}) do
+      if k == "ProductId" or k == "BatchProductionId" then req.params[k] = v else req[k] = v end
+    end
     return req
+  end
+
+  -- core.new_session's options for a client of the emulator (or of url), plus extra.
+  local function target(extra, url)
+    local host, port = (url or emu.url):match("^http://([^:/]+):?(%d*)")
+    local o = { scheme = "http", host = host, port = tonumber(port), region = "ap-guangzhou" }
+    for k, v in pairs(extra or {}) do o[k] = v end
+    return o
   end
 
   setup(function()
     emu = emulator.start{ fixture = { rate_limit = 1000000 } }
-    session = assert(core.new_session{ timeout = 5, connect_timeout = 2 })
+    session = assert(core.new_session(target{ timeout = 5, connect_timeout = 2 }))
   end)
 
   teardown(function()
@@ -29,7 +40,7 @@ describe("core calls", function()
   before_each(function() emu:reset() end)
 
   it("returns the documented example, with integers as integers and unknown fields kept", function()
-    local res, err = core.describe_batch_production(session, request())
+    local res, err = core.call(session, request())
     assert.is_nil(err)
     assert.are.equal(3, res.BatchCnt)
     assert.are.equal(0, res.BurnMethod)
@@ -45,7 +56,9 @@ describe("core calls", function()
   end)
 
   it("sends the signed headers the service expects, Host with its port and the SDK name", function()
-    assert(core.describe_batch_production(session, request{ language = "en-US" }))
+    local english = assert(core.new_session(target{ language = "en-US" }))
+    assert(core.call(english, request()))
+    english:close()
     local h = emu:counters().last_headers
     assert.are.equal("DescribeBatchProduction", h["x-tc-action"])
     assert.are.equal("2019-04-23", h["x-tc-version"])
@@ -57,15 +70,23 @@ describe("core calls", function()
     assert.is_nil(h.expect)
   end)
 
-  it("signs x-tc-action too when asked", function()
-    local res, err = core.describe_batch_production(session,
-      request{ signed_headers = "content-type;host;x-tc-action" })
-    assert.is_nil(err)
+  it("sends Authorization: SKIP and no signature for an unsigned request", function()
+    local req = request{ unsigned = true }
+    req.secret_id, req.secret_key = nil, nil
+    local _, err = core.call(session, req)
+    assert.is_truthy(err)   -- the emulator wants a signature
+    assert.are.equal("SKIP", emu:counters().last_headers.authorization)
+  end)
+
+  it("sends a body given as a string exactly", function()
+    local req = request{ body = '{"ProductId":"R32ONVL0EU","BatchProductionId":"LC-ya6zinv9"}' }
+    req.params = nil
+    local res = assert(core.call(session, req))
     assert.are.equal(3, res.BatchCnt)
   end)
 
   it("sends the token of temporary credentials", function()
-    local res, err = core.describe_batch_production(session, request{
+    local res, err = core.call(session, request{
       secret_id = emu.tmp_secret_id, secret_key = emu.tmp_secret_key, token = emu.tmp_token })
     assert.is_nil(err)
     assert.are.equal(3, res.BatchCnt)
@@ -74,7 +95,7 @@ describe("core calls", function()
 
   it("reuses one connection across calls (keep-alive)", function()
     local before = emu:counters().connections
-    for _ = 1, 5 do assert(core.describe_batch_production(session, request())) end
+    for _ = 1, 5 do assert(core.call(session, request())) end
     -- The control requests of the helper open their own connections: one each, counted apart.
     local after = emu:counters().connections
     assert.is_true(after - before <= 2, "connections opened: " .. (after - before))
@@ -95,7 +116,7 @@ describe("core calls", function()
 
   describe("error table", function()
     it("the envelope's Error.Code, with message and RequestId (unknown batch)", function()
-      local res, err = core.describe_batch_production(session, request{ BatchProductionId = "LC-missing" })
+      local res, err = core.call(session, request{ BatchProductionId = "LC-missing" })
       assert.is_nil(res)
       assert.are.equal("ResourceNotFound.BatchProductionNotExist", err.code)
       assert.are.equal("string", type(err.message))
@@ -109,33 +130,37 @@ describe("core calls", function()
     it("the envelope's Error.Code on a non-200 status too", function()
       emu:fault{ kind = "raw", status = 500, headers = { ["Content-Type"] = "application/json" },
                  body = '{"Response":{"Error":{"Code":"InternalError","Message":"boom"},"RequestId":"r-1"}}' }
-      local _, err = core.describe_batch_production(session, request())
+      local _, err = core.call(session, request())
       assert.are.equal("InternalError", err.code)
       assert.are.equal(500, err.http_status)
       assert.are.equal("r-1", err.request_id)
     end)
 
     it("a signature made with the wrong key is the service's AuthFailure.SignatureFailure", function()
-      local _, err = core.describe_batch_production(session, request{ secret_key = "not-the-key" })
+      local _, err = core.call(session, request{ secret_key = "not-the-key" })
       assert.are.equal("AuthFailure.SignatureFailure", err.code)
     end)
 
     it("a timestamp far from the server's clock is AuthFailure.SignatureExpire, with the server's Date", function()
-      local _, err = core.describe_batch_production(session, request{ timestamp = os.time() - 3600 })
+      local _, err = core.call(session, request{ timestamp = os.time() - 3600 })
       assert.are.equal("AuthFailure.SignatureExpire", err.code)
       assert.is_true(math.abs(err.server_date - os.time()) < 60)
     end)
 
     it("ClientError.NetworkError, sent = false, when nothing listens", function()
       local port = util.dead_port()
-      local _, err = core.describe_batch_production(session, request{ endpoint = "http://127.0.0.1:" .. port })
+      local dead = assert(core.new_session(target({}, "http://127.0.0.1:" .. port)))
+      local _, err = core.call(dead, request())
+      dead:close()
       assert.are.equal("ClientError.NetworkError", err.code)
       assert.is_false(err.sent)
       assert.are.equal(7, err.curl_code)
     end)
 
     it("ClientError.NetworkError, sent = false, when the name does not resolve", function()
-      local _, err = core.describe_batch_production(session, request{ endpoint = "http://no-such-host.invalid" })
+      local nowhere = assert(core.new_session(target({}, "http://no-such-host.invalid")))
+      local _, err = core.call(nowhere, request())
+      nowhere:close()
       assert.are.equal("ClientError.NetworkError", err.code)
       assert.is_false(err.sent)
     end)
@@ -144,9 +169,9 @@ describe("core calls", function()
     -- so each reset is tried on a fresh session's first connection.
     for _, when in ipairs{ "before", "headers" } do
       it("ClientError.NetworkError, sent = true, when the connection is reset (" .. when .. ")", function()
-        local fresh = assert(core.new_session())
+        local fresh = assert(core.new_session(target()))
         emu:fault{ kind = "reset", when = when }
-        local _, err = core.describe_batch_production(fresh, request())
+        local _, err = core.call(fresh, request())
         fresh:close()
         assert.are.equal("ClientError.NetworkError", err.code)
         assert.is_true(err.sent)
@@ -154,7 +179,7 @@ describe("core calls", function()
     end
 
     it("sends a request with fresh_connection once, even when a warm connection dies", function()
-      assert(core.describe_batch_production(session, request()))   -- warm the connection
+      assert(core.call(session, request()))   -- warm the connection
       emu:reset()
       emu:fault{ kind = "reset" }
       local _, err = core.call(session, request{ action = "CreateBatchProduction", fresh_connection = true,
@@ -166,7 +191,7 @@ describe("core calls", function()
 
     it("ClientError.NetworkError when the body is cut short", function()
       emu:fault{ kind = "truncate" }
-      local _, err = core.describe_batch_production(session, request())
+      local _, err = core.call(session, request())
       assert.are.equal("ClientError.NetworkError", err.code)
       assert.is_true(err.sent)
     end)
@@ -174,21 +199,21 @@ describe("core calls", function()
     it("ClientError.Timeout when the answer is slower than the call's timeout", function()
       emu:fault{ kind = "delay", seconds = 1.5 }
       local started = core.now()
-      local _, err = core.describe_batch_production(session, request{ timeout = 0.3 })
+      local _, err = core.call(session, request{ timeout = 0.3 })
       assert.are.equal("ClientError.Timeout", err.code)
       assert.is_true(core.now() - started < 1.2)
     end)
 
     it("ClientError.HttpStatusCodeError for a 502 HTML page", function()
       emu:fault{ kind = "html", status = 502 }
-      local _, err = core.describe_batch_production(session, request())
+      local _, err = core.call(session, request())
       assert.are.equal("ClientError.HttpStatusCodeError", err.code)
       assert.are.equal(502, err.http_status)
     end)
 
     it("ClientError.HttpStatusCodeError for a redirect, which is not followed", function()
       emu:fault{ kind = "raw", status = 302, headers = { Location = emu.url .. "/elsewhere" }, body = "" }
-      local _, err = core.describe_batch_production(session, request())
+      local _, err = core.call(session, request())
       assert.are.equal("ClientError.HttpStatusCodeError", err.code)
       assert.are.equal(302, err.http_status)
       assert.are.equal(1, emu:counters().requests)
@@ -204,7 +229,7 @@ describe("core calls", function()
     } do
       it("ClientError.ParseJsonError for " .. case[1], function()
         emu:fault(case[2])
-        local res, err = core.describe_batch_production(session, request())
+        local res, err = core.call(session, request())
         assert.is_nil(res)
         assert.are.equal("ClientError.ParseJsonError", err.code)
         assert.are.equal(200, err.http_status)
@@ -212,63 +237,91 @@ describe("core calls", function()
     end
 
     it("ClientError.ResponseTooLarge past the session's size cap", function()
-      local small = assert(core.new_session{ max_response_bytes = 1024 })
+      local small = assert(core.new_session(target{ max_response_bytes = 1024 }))
       emu:fault{ kind = "big", bytes = 64 * 1024 }
-      local _, err = core.describe_batch_production(small, request())
+      local _, err = core.call(small, request())
       small:close()
       assert.are.equal("ClientError.ResponseTooLarge", err.code)
     end)
 
     it("passes invalid UTF-8 in strings through as bytes", function()
       emu:fault{ kind = "raw", status = 200, body = '{"Response":{"Name":"\xff\xfe ok","RequestId":"r"}}' }
-      local res = assert(core.describe_batch_production(session, request()))
+      local res = assert(core.call(session, request()))
       assert.are.equal("\xff\xfe ok", res.Name)
     end)
 
     it("drops JSON nulls", function()
       emu:fault{ kind = "raw", status = 200, body = '{"Response":{"UploadUrl":null,"RequestId":"r"}}' }
-      local res = assert(core.describe_batch_production(session, request()))
+      local res = assert(core.call(session, request()))
       assert.is_nil(res.UploadUrl)
       assert.are.equal("r", res.RequestId)
     end)
 
-    it("ClientError.InvalidParameter before any I/O", function()
-      for field, value in pairs{ ProductId = "", BatchProductionId = 5, secret_key = "a\nb",
-                                  endpoint = "file:///etc/passwd", region = false, timeout = -1 } do
-        local _, err = core.describe_batch_production(session, request{ [field] = value })
-        assert.are.equal("ClientError.InvalidParameter", err.code)
-        assert.are.equal(field, err.field)
-        assert.is_false(err.sent)
+    it("raises on misuse, before any I/O, without the value in the message", function()
+      for field, value in pairs{ params = "x", secret_key = 5, secret_id = "a\nb", token = "t\r\nX-Evil: 1",
+                                  action = "", version = false, timeout = -1, timestamp = 1.5,
+                                  fresh_connection = "yes" } do
+        local ok, msg = pcall(core.call, session, request{ [field] = value })
+        assert.is_false(ok, field)
+        assert.truthy(tostring(msg):find("'" .. field .. "'", 1, true), msg)
+        assert.falsy(tostring(msg):find("X-Evil", 1, true))
       end
-      for _, endpoint in ipairs{ "ftp://x", "gopher://x", "http://", "http://user:pw@h", "http://h/path",
-                                 "http://h?q" } do
-        local _, err = core.describe_batch_production(session, request{ endpoint = endpoint })
-        assert.are.equal("endpoint", err.field)
-      end
+      assert.has_error(function() core.call(session, request{ body = "{}" }) end)   -- params and body
+      assert.are.equal(0, emu:counters().requests)
+    end)
+
+    it("ClientError.InvalidParameter for params JSON cannot hold, before any I/O", function()
+      local _, err = core.call(session, request{ params = { f = print } })
+      assert.are.equal("ClientError.InvalidParameter", err.code)
+      assert.are.equal("params", err.field)
+      assert.is_false(err.sent)
       assert.are.equal(0, emu:counters().requests)
     end)
   end)
 
   describe("sessions", function()
     it("close is idempotent and a closed session answers with an error", function()
-      local s = assert(core.new_session())
+      local s = assert(core.new_session(target()))
       s:close()
       s:close()
-      local res, err = core.describe_batch_production(s, request())
+      local res, err = core.call(s, request())
       assert.is_nil(res)
       assert.are.equal("ClientError.SessionClosed", err.code)
     end)
 
-    it("raises only for a wrong session or request type", function()
-      assert.has_error(function() core.describe_batch_production({}, request()) end)
-      assert.has_error(function() core.describe_batch_production(session, "x") end)
+    it("raises for a wrong session or request type", function()
+      assert.has_error(function() core.call({}, request()) end)
+      assert.has_error(function() core.call(session, "x") end)
       assert.has_error(function() core.call(nil, {}) end)
     end)
 
-    it("refuses bad options", function()
-      local s, err = core.new_session{ timeout = "soon" }
-      assert.is_nil(s)
-      assert.are.equal("timeout", err.field)
+    it("raises for bad or unknown options, naming them", function()
+      for _, case in ipairs{
+        { { timeout = "soon" }, "timeout" }, { { scheme = "ftp", host = "h", region = "r" }, "scheme" },
+        { { host = "h" }, "region" }, { { host = "user@h", region = "r" }, "host" },
+        { { host = "h/path", region = "r" }, "host" }, { { host = "h", region = "r\n" }, "region" },
+        { { host = "h", port = 70000, region = "r" }, "port" }, { { timout = 1 }, "timout" },
+        { { interruptible = 1 }, "interruptible" },
+      } do
+        local ok, msg = pcall(core.new_session, case[1])
+        assert.is_false(ok, case[2])
+        assert.truthy(tostring(msg):find(case[2], 1, true), msg)
+      end
+    end)
+
+    it("builds the URL and Host once: an IPv6 literal gets brackets, the port follows", function()
+      local s = assert(core.new_session{ scheme = "http", host = "::1", port = 8080, region = "ap-guangzhou" })
+      assert.truthy(tostring(s):find("http://[::1]:8080/", 1, true))
+      s:close()
+      s = assert(core.new_session{ host = "iotexplorer.tencentcloudapi.com", region = "ap-guangzhou" })
+      assert.truthy(tostring(s):find("https://iotexplorer.tencentcloudapi.com/", 1, true))
+      s:close()
+    end)
+
+    it("a session without a host downloads only: calling with it raises", function()
+      local s = assert(core.new_session())
+      assert.has_error(function() core.call(s, request()) end)
+      s:close()
     end)
   end)
 
@@ -277,7 +330,7 @@ describe("core calls", function()
     after_each(function() os.remove(path) end)
 
     it("streams the batch's CSV to a file and reports progress", function()
-      local res = assert(core.describe_batch_production(session, request()))
+      local res = assert(core.call(session, request()))
       local seen = 0
       local out = assert(core.download(session, { url = res.DownloadUrl, path = path,
         on_progress = function(received) seen = received end }))
@@ -293,18 +346,18 @@ describe("core calls", function()
     end)
 
     it("reports a Lua error in the progress function after libcurl returns", function()
-      local res = assert(core.describe_batch_production(session, request()))
+      local res = assert(core.call(session, request()))
       local _, err = core.download(session, { url = res.DownloadUrl, path = path,
         on_progress = function() error("stop here") end })
       assert.are.equal("ClientError.CallbackError", err.code)
       assert.truthy(err.message:find("stop here", 1, true))
       -- The session still works afterwards.
-      assert(core.describe_batch_production(session, request()))
+      assert(core.call(session, request()))
     end)
 
     it("creates no file for a refused link", function()
       os.remove(path)
-      local res = assert(core.describe_batch_production(session, request()))
+      local res = assert(core.call(session, request()))
       local _, err = core.download(session, { url = res.DownloadUrl:gsub("sig=%w+", "sig=bad"), path = path })
       assert.are.equal("ClientError.HttpStatusCodeError", err.code)
       assert.are.equal(403, err.http_status)

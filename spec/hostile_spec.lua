@@ -116,7 +116,9 @@ describe("hostile input", function()
   setup(function()
     emu = emulator.start{ fixture = secrets.fixture() }
     watch = secrets.watch()
-    session = assert(core.new_session{ timeout = 3, connect_timeout = 1 })
+    local host, port = emu.url:match("^http://([^:/]+):(%d+)")
+    session = assert(core.new_session{ scheme = "http", host = host, port = tonumber(port), region = "ap-guangzhou",
+      timeout = 3, connect_timeout = 1 })
   end)
 
   teardown(function()
@@ -494,10 +496,14 @@ describe("hostile input", function()
 
   ---------------------------------------------------------------------------------------------------
   describe("the core", function()
-    -- Judges a core result: nil, err with err.field for input errors; never a raise.
+    -- Judges a core result: misuse raises naming the field; a value JSON cannot hold is nil, err.
     local function judge_core(f, v, ok, res, err)
-      if not ok then return "raised: " .. tostring(res) end
       local id = v[1]
+      if not ok then   -- misuse raises: the core's convention; the message names the field, not the value
+        if f.ok[id] then return "raised for a valid value: " .. tostring(res) end
+        if tostring(res):find(MARK, 1, true) then return "the error repeats the value: " .. tostring(res) end
+        return nil
+      end
       if res ~= nil then
         if f.ok[id] or f.maybe[id] then return nil end
         return "accepted " .. describe_value(v[3]) .. " (must be refused)"
@@ -544,6 +550,12 @@ describe("hostile input", function()
     local S = function(name, optional)
       return field(name, optional and { "nil" } or {}, { "big", "bytes" })
     end
+    -- Strings handed to C as they are (file names): only NUL is refused.
+    local C_STRING = function(name)
+      return field(name, { "nil" }, { "big", "bytes", "crlf", "lf", "cr" })
+    end
+    -- Secret keys only feed HMAC: any bytes go.
+    local KEY = function(name) return field(name, {}, { "big", "bytes", "nul", "crlf", "lf", "cr" }) end
     local NUMBER = function(name) return field(name, { "nil", "n42" }) end
 
     -- No header value of a signed request may hold CR, LF or NUL.
@@ -562,7 +574,7 @@ describe("hostile input", function()
           timestamp = 1551113065, payload = "{}" }
       end
       local FIELDS = {
-        S("secret_id"), S("secret_key"), S("token", true), S("service", true), S("host"), S("region"), S("action"),
+        S("secret_id"), KEY("secret_key"), S("token", true), S("service", true), S("host"), S("region"), S("action"),
         S("version"), field("timestamp", { "nil", "n42" }),
         -- The payload is the body, not a header: any bytes go.
         field("payload", { "empty", "big", "nul", "crlf", "lf", "cr", "bytes" }),
@@ -572,54 +584,41 @@ describe("hostile input", function()
       for _, f in ipairs(FIELDS) do f.check = clean_headers end
       run_fields("core.sign", FIELDS, base, core.sign)
 
-      it("raises only when its argument is not a table", function()
+      it("raises when its argument is not a table, or lacks what it needs", function()
         for _, v in ipairs(VALUES) do
           if v[1] ~= "table" then
             assert.has_error(function() core.sign(v[3]) end)
           end
         end
-        local ok, res, err = pcall(core.sign, {})
-        assert.is_true(ok)
-        assert.is_nil(res)
-        assert.equal("ClientError.InvalidParameter", err.code)
+        assert.has_error(function() core.sign({}) end)
       end)
     end)
 
     describe("core.new_session", function()
       local FIELDS = {
-        NUMBER("timeout"), NUMBER("connect_timeout"), S("ca_file", true), S("ca_path", true), S("proxy", true),
-        S("user_agent", true), NUMBER("max_response_bytes"),
+        NUMBER("timeout"), NUMBER("connect_timeout"), C_STRING("ca_file"), C_STRING("ca_path"), S("proxy", true),
+        S("user_agent", true), NUMBER("max_response_bytes"), S("host"), S("region"), S("language", true),
+        S("service", true), field("scheme", { "nil" }), NUMBER("port"),
+        field("interruptible", { "nil", "true", "false" }),
       }
-      run_fields("core.new_session", FIELDS, function() return {} end, core.new_session)
+      run_fields("core.new_session", FIELDS, function() return { host = "127.0.0.1", region = "ap-guangzhou" } end,
+        core.new_session)
     end)
 
     local function request()
       return { secret_id = secrets.SECRET_ID, secret_key = secrets.SECRET_KEY, token = secrets.TOKEN,
-        region = "ap-guangzhou", endpoint = emu.url, ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" }
+        action = "DescribeBatchProduction", version = "2019-04-23",
+        params = { ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" } }
     end
     local COMMON = {
-      S("secret_id"), S("secret_key"), S("token", true), S("region"), field("endpoint", {}),
-      field("timestamp", { "nil", "n42" }), S("language", true), NUMBER("timeout"), NUMBER("connect_timeout"),
-      S("service", true), S("content_type", true), field("signed_headers", { "nil" }),
+      S("secret_id"), KEY("secret_key"), S("token", true), field("timestamp", { "nil", "n42" }), NUMBER("timeout"),
+      field("fresh_connection", { "nil", "true", "false" }),
     }
 
-    describe("core.describe_batch_production", function()
-      local FIELDS = { S("ProductId"), S("BatchProductionId") }
-      for _, f in ipairs(COMMON) do FIELDS[#FIELDS + 1] = f end
-      run_fields("core.describe_batch_production", FIELDS, request,
-        function(t) return core.describe_batch_production(session, t) end)
-    end)
-
     describe("core.call", function()
-      local function base()
-        local t = request()
-        t.ProductId, t.BatchProductionId = nil, nil
-        t.action = "DescribeBatchProduction"
-        t.params = { ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" }
-        return t
-      end
+      local base = request
       local FIELDS = {
-        S("action"), S("version", true), field("params", { "nil", "table" }),
+        S("action"), S("version"), field("params", { "nil", "table" }),
         -- A value inside params: anything the JSON encoder takes is sent (escaped); the rest is refused.
         field("Extra", { "nil", "n42", "neg", "true", "false", "table", "empty", "big", "nul", "crlf", "lf", "cr",
           "bytes" }, {}, { names = set{ "params" } }),
@@ -638,7 +637,7 @@ describe("hostile input", function()
       local url
       local function base()
         if not url then
-          url = assert(core.describe_batch_production(session, request())).DownloadUrl
+          url = assert(core.call(session, request())).DownloadUrl
         end
         return { url = url, path = dir .. "/out.csv" }
       end
@@ -661,7 +660,7 @@ describe("hostile input", function()
     it("the request functions raise only for a wrong session or request", function()
       local closed = assert(core.new_session())
       closed:close()
-      for _, name in ipairs{ "describe_batch_production", "call", "download" } do
+      for _, name in ipairs{ "call", "download" } do
         for _, v in ipairs(VALUES) do
           assert.has_error(function() core[name](v[3], request()) end, nil, name .. " with session = " .. v[2])
           if v[1] ~= "table" then
@@ -686,26 +685,28 @@ describe("hostile input", function()
 local core = require("tencentcloud.iotexplorer.core")
 local iot = require("tencentcloud.iotexplorer")
 local what, endpoint, id, key, token, batch, dir = arg[1], arg[2], arg[3], arg[4], arg[5], arg[6], arg[7]
-local req = { secret_id = id, secret_key = key, token = token, region = "ap-guangzhou", endpoint = endpoint,
-  ProductId = "R32ONVL0EU", BatchProductionId = batch }
+local req = { secret_id = id, secret_key = key, token = token, action = "DescribeBatchProduction",
+  version = "2019-04-23", params = { ProductId = "R32ONVL0EU", BatchProductionId = batch } }
+local host, port = endpoint:match("^http://([^:/]+):(%d+)")
 local calls = 0
 local function report(tag, res, err)
   io.stdout:write(tag, " ", res and "result" or tostring(err and err.code), "\n")
 end
 if what:find("^core") then
-  local s = assert(core.new_session{ timeout = 10 })
-  local url = assert(core.describe_batch_production(s, req)).DownloadUrl
+  local s = assert(core.new_session{ scheme = "http", host = host, port = tonumber(port), region = "ap-guangzhou",
+    timeout = 10 })
+  local url = assert(core.call(s, req)).DownloadUrl
   local res, err = core.download(s, { url = url, path = dir .. "/core.csv", on_progress = function(got)
     if got == 0 then return end
     calls = calls + 1
     if calls ~= 2 then return end
     if what == "core-close" then s:close()
-    elseif what == "core-call" then report("inner", core.describe_batch_production(s, req))
+    elseif what == "core-call" then report("inner", core.call(s, req))
     elseif what == "core-download" then report("inner", core.download(s, { url = url, path = dir .. "/inner.csv" }))
     end
   end })
   report("outer", res, err)
-  report("after", core.describe_batch_production(s, req))
+  report("after", core.call(s, req))
   s:close()
 else
   local c = assert(iot.new{ region = "ap-guangzhou", endpoint = endpoint, secret_id = id, secret_key = key,
@@ -790,23 +791,15 @@ print("survived")
       assert.equal(0, check_wire("endpoints"))
     end)
 
-    it("and by the core, for API calls and downloads", function()
-      for _, endpoint in ipairs(REFUSED) do
-        local t = { secret_id = secrets.SECRET_ID, secret_key = secrets.SECRET_KEY, region = "ap-guangzhou",
-          endpoint = endpoint, ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" }
-        local res, err = core.describe_batch_production(session, t)
-        assert(res == nil, endpoint .. " was accepted")
-        assert.equal("endpoint", err.field, endpoint)
-        t.action = "DescribeBatchProduction"
-        res, err = core.call(session, t)
-        assert(res == nil, endpoint .. " was accepted")
-        assert.equal("endpoint", err.field, endpoint)
+    it("and by the core: other schemes, and hosts that would change the URL, raise", function()
+      for _, case in ipairs{ { scheme = "ftp" }, { scheme = "file" }, { scheme = "HTTP" }, { host = "user:pw@h" },
+        { host = "h/path" }, { host = "h?q" }, { host = "h#f" }, { host = " h" }, { host = "h\\x" } } do
+        local o = { scheme = case.scheme or "http", host = case.host or "127.0.0.1", region = "ap-guangzhou" }
+        assert.has_error(function() core.new_session(o) end)
       end
       for _, url in ipairs{ "file:///etc/passwd", "ftp://127.0.0.1/", "gopher://127.0.0.1:70/_x",
         "dict://127.0.0.1:11211/", "ldap://127.0.0.1/" } do
-        local res, err = core.download(session, { url = url, path = "/dev/null" })
-        assert(res == nil, url .. " was accepted")
-        assert.equal("url", err.field, url)
+        assert.has_error(function() core.download(session, { url = url, path = "/dev/null" }) end)
       end
       assert.equal(0, check_wire("endpoints (core)"))
     end)

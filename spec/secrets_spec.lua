@@ -312,16 +312,18 @@ local function step(name)
 end
 local s, c
 if mode == "core" then
-  s = assert(core.new_session{ timeout = 1, connect_timeout = 1 })
+  local host, port = endpoint:match("^http://([^:/]+):(%d+)")
+  s = assert(core.new_session{ scheme = "http", host = host, port = tonumber(port), region = "ap-guangzhou",
+    timeout = 1, connect_timeout = 1 })
 else
   c = assert(iot.new{ region = "ap-guangzhou", endpoint = endpoint, secret_id = "AKIDHARDENING0SPEC0ID00000000000001",
     secret_key = key, token = token, metadata_endpoint = false, max_attempts = 1, rate_limit = false })
 end
 step("rest")
 if s then
-  local _, err = core.describe_batch_production(s, { secret_id = "AKIDHARDENING0SPEC0ID00000000000001",
-    secret_key = key, token = token, region = "ap-guangzhou", endpoint = endpoint,
-    ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" })
+  local _, err = core.call(s, { secret_id = "AKIDHARDENING0SPEC0ID00000000000001",
+    secret_key = key, token = token, action = "DescribeBatchProduction", version = "2019-04-23",
+    params = { ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" } })
   assert(err and err.code == "ClientError.NetworkError")
 else
   local _, err = c:describe_batch_production{ ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" }

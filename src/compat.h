@@ -1,4 +1,4 @@
-/* The few Lua 5.1 (LuaJIT) shims core.c needs. Static and not prefixed lua_, so they never clash. */
+/* The few Lua 5.1 (LuaJIT) shims the core needs. Static and not prefixed lua_, so they never clash. */
 #ifndef TCIOT_COMPAT_H
 #define TCIOT_COMPAT_H
 
@@ -6,7 +6,7 @@
 #include <lauxlib.h>
 
 #if LUA_VERSION_NUM < 502
-static int compat_absindex(lua_State *L, int i) {
+static inline int compat_absindex(lua_State *L, int i) {
     return (i > 0 || i <= LUA_REGISTRYINDEX) ? i : lua_gettop(L) + i + 1;
 }
 #define lua_absindex compat_absindex

@@ -20,7 +20,9 @@ struct http_session {
     int64_t date_value;
     long timeout_ms, connect_timeout_ms;
     const http_request *current;       /* the request being performed, for streaming callbacks */
-    int aborted;
+    int aborted, interrupted;
+    int64_t streamed;                  /* body bytes handed to on_data in this transfer */
+    char *proxy;                       /* the session's proxy, to restore after a direct request */
     char curl_message[CURL_ERROR_SIZE];
 };
 
@@ -42,6 +44,11 @@ static size_t on_body(char *data, size_t size, size_t count, void *userdata) {
     if (req->on_data) {
         long status = 0;
         curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &status);
+        if (req->max_bytes > 0 && (int64_t)n > req->max_bytes - s->streamed) {
+            s->too_large = 1;          /* no Content-Length, or a server that sends more than it said */
+            return 0;
+        }
+        s->streamed += (int64_t)n;
         if (req->on_data(req->ctx, status, data, n)) {
             s->aborted = 1;
             return 0;
@@ -98,6 +105,10 @@ static int on_progress(void *userdata, curl_off_t total, curl_off_t now, curl_of
     (void)up_now;
     http_session *s = userdata;
     const http_request *req = s->current;
+    if (req && req->stop && *req->stop) {
+        s->interrupted = 1;
+        return 1;
+    }
     if (req && req->on_progress && req->on_progress(req->ctx, (int64_t)now, (int64_t)total)) {
         s->aborted = 1;
         return 1;
@@ -142,6 +153,7 @@ http_session *http_session_new(const http_options *o, char *message, size_t mess
     if (o->ca_file) SET(CURLOPT_CAINFO, o->ca_file);
     if (o->ca_path) SET(CURLOPT_CAPATH, o->ca_path);
     if (o->proxy) SET(CURLOPT_PROXY, o->proxy);
+    if (rc == CURLE_OK && o->proxy && !(s->proxy = strdup(o->proxy))) rc = CURLE_OUT_OF_MEMORY;
     if (o->user_agent) SET(CURLOPT_USERAGENT, o->user_agent);
 #undef SET
     if (rc != CURLE_OK) {
@@ -156,10 +168,12 @@ void http_session_free(http_session *s) {
     if (!s) return;
     if (s->curl) curl_easy_cleanup(s->curl);
     free(s->body);
+    free(s->proxy);
     free(s);
 }
 
 static http_status classify(http_session *s, CURLcode rc) {
+    if (s->interrupted) return HTTP_INTERRUPTED;
     if (s->too_large || rc == CURLE_FILESIZE_EXCEEDED) return HTTP_TOO_LARGE;
     if (s->aborted || rc == CURLE_ABORTED_BY_CALLBACK) return HTTP_ABORTED;
     if (rc == CURLE_OPERATION_TIMEDOUT) return HTTP_TIMEOUT;
@@ -172,7 +186,8 @@ http_status http_perform(http_session *s, const http_request *req, http_result *
     r->server_date = -1;
     s->body_len = 0;
     if (s->body) s->body[0] = '\0';
-    s->too_large = s->aborted = 0;
+    s->too_large = s->aborted = s->interrupted = 0;
+    s->streamed = 0;
     s->server_date = -1;
     s->curl_message[0] = '\0';
     s->current = req;
@@ -206,11 +221,21 @@ http_status http_perform(http_session *s, const http_request *req, http_result *
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, req->timeout_ms > 0 ? req->timeout_ms : s->timeout_ms);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
                      req->connect_timeout_ms > 0 ? req->connect_timeout_ms : s->connect_timeout_ms);
-    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, req->on_data ? (curl_off_t)0 : (curl_off_t)s->max_body);
-    curl_easy_setopt(c, CURLOPT_NOPROGRESS, req->on_progress ? 0L : 1L);
+    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE,
+                     req->on_data ? (curl_off_t)req->max_bytes : (curl_off_t)s->max_body);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, req->on_progress || req->stop ? 0L : 1L);
+    if (req->direct) {
+        curl_easy_setopt(c, CURLOPT_PROXY, "");
+        curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+    }
     curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, req->fresh_connection ? 1L : 0L);
 
-    CURLcode rc = curl_easy_perform(c);
+    CURLcode rc = req->stop && *req->stop ? CURLE_ABORTED_BY_CALLBACK : curl_easy_perform(c);
+    if (req->stop && *req->stop) s->interrupted = 1;
+    if (req->direct) {                 /* back to the session's own proxy settings */
+        curl_easy_setopt(c, CURLOPT_PROXY, s->proxy);
+        curl_easy_setopt(c, CURLOPT_NOPROXY, NULL);
+    }
 
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);   /* the list dies here; do not leave it dangling */
     curl_slist_free_all(list);
@@ -230,7 +255,10 @@ http_status http_perform(http_session *s, const http_request *req, http_result *
     }
     r->status = classify(s, rc);
     if (r->status == HTTP_TOO_LARGE)
-        snprintf(r->message, sizeof r->message, "response body larger than the %zu-byte limit", s->max_body);
+        snprintf(r->message, sizeof r->message, "response body larger than the %lld-byte limit",
+                 req->on_data ? (long long)req->max_bytes : (long long)s->max_body);
+    else if (r->status == HTTP_INTERRUPTED)
+        snprintf(r->message, sizeof r->message, "interrupted by a signal");
     else
         snprintf(r->message, sizeof r->message, "%s (curl %d)%s%s", curl_easy_strerror(rc), (int)rc,
                  s->curl_message[0] ? ": " : "", s->curl_message);

@@ -2,6 +2,7 @@
 #ifndef HTTP_H
 #define HTTP_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,7 +25,8 @@ typedef enum http_status {
     HTTP_TIMEOUT,
     HTTP_TOO_LARGE,                    /* body past max_response_bytes */
     HTTP_NO_MEMORY,
-    HTTP_ABORTED                       /* the caller's stream callback asked to stop */
+    HTTP_ABORTED,                      /* the caller's stream callback asked to stop */
+    HTTP_INTERRUPTED                   /* *stop became nonzero (a signal arrived) */
 } http_status;
 
 typedef struct http_request {
@@ -43,6 +45,10 @@ typedef struct http_request {
     int (*on_data)(void *ctx, long status, const char *data, size_t len);
     int (*on_progress)(void *ctx, int64_t received, int64_t total);
     void *ctx;
+    int64_t max_bytes;                 /* streaming only: a bigger body fails with HTTP_TOO_LARGE; 0: no cap */
+    int direct;                        /* never through a proxy, whatever the session or environment says */
+    /* Polled at least once a second during the transfer: nonzero ends it with HTTP_INTERRUPTED. */
+    const volatile sig_atomic_t *stop;
 } http_request;
 
 typedef struct http_result {

@@ -206,7 +206,7 @@ static void slot_clear(key_slot *slot) {
     if (slot->signing.outer) EVP_MD_CTX_reset(slot->signing.outer);
 }
 
-void tc3_signer_forget_keys(tc3_signer *s) {
+static void forget_keys(tc3_signer *s) {
     if (!s) return;
     for (int i = 0; i < KEY_SLOTS; i++) slot_clear(&s->slots[i]);
     if (s->derive.inner) EVP_MD_CTX_reset(s->derive.inner);
@@ -215,7 +215,7 @@ void tc3_signer_forget_keys(tc3_signer *s) {
 
 void tc3_signer_free(tc3_signer *s) {
     if (!s) return;
-    tc3_signer_forget_keys(s);
+    forget_keys(s);
     for (int i = 0; i < KEY_SLOTS; i++) hmac_key_free(&s->slots[i].signing);
     hmac_key_free(&s->derive);
     EVP_MD_CTX_free(s->work);

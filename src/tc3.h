@@ -41,7 +41,6 @@ int tc3_global_init(void);
  * One signer must not be used by two threads at once; distinct signers share nothing mutable. */
 tc3_signer *tc3_signer_new(void);
 void tc3_signer_free(tc3_signer *s);          /* wipes cached keys; NULL is fine */
-void tc3_signer_forget_keys(tc3_signer *s);   /* wipes cached keys, keeps the signer usable */
 
 /* Signs r. On TC3_OK the accessors below return strings owned by s, valid until the next call. */
 tc3_status tc3_sign(tc3_signer *s, const tc3_request *r);

@@ -190,15 +190,17 @@ end
 
 -- The C core alone: what the Lua layer adds is the difference to call_client.
 function modes.call_core()
-  local session = assert(core.new_session())
+  local host, port = url:match("^http://([^:/]+):?(%d*)")
+  local session = assert(core.new_session{ scheme = "http", host = host, port = tonumber(port),
+    region = "ap-guangzhou" })
   local req = {
-    secret_id = SECRET_ID, secret_key = SECRET_KEY, region = "ap-guangzhou", endpoint = url,
-    ProductId = PARAMS.ProductId, BatchProductionId = PARAMS.BatchProductionId,
+    secret_id = SECRET_ID, secret_key = SECRET_KEY, action = "DescribeBatchProduction", version = "2019-04-23",
+    params = { ProductId = PARAMS.ProductId, BatchProductionId = PARAMS.BatchProductionId },
   }
-  check(core.describe_batch_production(session, req))
+  check(core.call(session, req))
   time_loop(function()
     req.timestamp = os.time()
-    local res, err = core.describe_batch_production(session, req)
+    local res, err = core.call(session, req)
     if not res then check(res, err) end
   end)
 end

@@ -1,8 +1,7 @@
-/* libFuzzer target: the core's argument checks (get_string, get_seconds, get_timestamp, parse_endpoint,
- * read_common, the header lines) through core.sign, core.call and core.describe_batch_production with
- * arbitrary field values and types. The harness (spec/fuzz/fuzz_sign.lua) arranges that call and
- * describe_batch_production always stop before any I/O; fuzz_lua.h aborts if libcurl is ever asked to
- * perform a request. */
+/* libFuzzer target: the core's argument checks (lcore.c's arg_*, the session's target, the header list)
+ * through core.sign, core.call and core.new_session with arbitrary field values and types. The harness
+ * (spec/fuzz/fuzz_sign.lua) arranges that call always stops before any I/O; fuzz_lua.h aborts if libcurl
+ * is ever asked to perform a request. */
 #include "fuzz_lua.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

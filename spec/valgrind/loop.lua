@@ -1,4 +1,4 @@
--- make test-valgrind: many calls through core.describe_batch_production against the local emulator, run
+-- make test-valgrind: many calls through core.call against the local emulator, run
 -- under memcheck (the Makefile adds valgrind). Not a busted spec: a plain script, so that valgrind watches
 -- one interpreter and nothing else. The emulator runs natively in its own process (valgrind does not
 -- follow children, and the helper unsets LD_PRELOAD for it).
@@ -14,10 +14,11 @@ local emu = emulator.start{ fixture = { rate_limit = 1000000 }, timeout = 60 }
 
 local function request(batch)
   return {
-    secret_id = emu.secret_id, secret_key = emu.secret_key, region = "ap-guangzhou", endpoint = emu.url,
-    ProductId = "R32ONVL0EU", BatchProductionId = batch, timeout = 30,
+    secret_id = emu.secret_id, secret_key = emu.secret_key, action = "DescribeBatchProduction",
+    version = "2019-04-23", params = { ProductId = "R32ONVL0EU", BatchProductionId = batch }, timeout = 30,
   }
 end
+local host, port = emu.url:match("^http://([^:/]+):(%d+)")
 
 local counts = { ok = 0, api_error = 0, input_error = 0 }
 local function fail(i, what)
@@ -32,22 +33,30 @@ for i = 1, calls do
   -- A fresh session every 1,000 calls, so session creation and release are in the loop too.
   if i % 1000 == 1 then
     if session then session:close() end
-    session = assert(core.new_session{ timeout = 30, connect_timeout = 10 })
+    session = assert(core.new_session{ scheme = "http", host = host, port = tonumber(port), region = "ap-guangzhou",
+      timeout = 30, connect_timeout = 10 })
   end
   if i % 100 == 0 then
-    -- Refused before any I/O: the error path of argument checking.
-    local res, err = core.describe_batch_production(session, request(""))
-    if res or err.field ~= "BatchProductionId" then fail(i, "empty BatchProductionId was not refused") end
+    -- Refused before any I/O: misuse raises (a Lua error through the argument checks), and params JSON
+    -- cannot hold come back as an error table.
+    local req = request("LC-ya6zinv9")
+    req.action = ""
+    local ok = pcall(core.call, session, req)
+    if ok then fail(i, "an empty action did not raise") end
+    req = request("LC-ya6zinv9")
+    req.params.f = print
+    local res, err = core.call(session, req)
+    if res or err.field ~= "params" then fail(i, "params holding a function were not refused") end
     counts.input_error = counts.input_error + 1
   elseif i % 10 == 0 then
     -- An API error envelope: the error table path of the decoder.
-    local res, err = core.describe_batch_production(session, request("LC-missing0"))
+    local res, err = core.call(session, request("LC-missing0"))
     if res or err.code ~= "ResourceNotFound.BatchProductionNotExist" then
       fail(i, "want ResourceNotFound.BatchProductionNotExist, got " .. tostring(err and err.code))
     end
     counts.api_error = counts.api_error + 1
   else
-    local res, err = core.describe_batch_production(session, request("LC-ya6zinv9"))
+    local res, err = core.call(session, request("LC-ya6zinv9"))
     if not res or res.BatchCnt ~= 3 or type(res.RequestId) ~= "string" then
       fail(i, "want the documented batch, got " .. tostring(err and (err.code .. ": " .. err.message)))
     end

@@ -251,8 +251,8 @@ function batch.download(client, params, path, opts, download)
   if not is_client(client) then
     return fail(invalid("self", "call methods with a colon: client:download_batch_production(...)"))
   end
-  if type(path) ~= "string" or path == "" then
-    return fail(invalid("path", "path must be a file name"))
+  if type(path) ~= "string" or path == "" or path:find("%z") then
+    return fail(invalid("path", "path must be a file name (without NUL bytes)"))
   end
   local o, err = check_options(opts, DOWNLOAD_OPTIONS)
   if not o then

@@ -160,6 +160,28 @@ local function shallow_copy(t)
   return c
 end
 
+-- "scheme://host[:port]" (an optional "/" after it) -> scheme, host, port (nil when absent); nil when it is
+-- not such a URL. The core takes the parts and builds the URL and Host header once per client.
+local function split_endpoint(endpoint)
+  local scheme, authority = endpoint:match("^(%a+)://([^/]*)/?$")
+  scheme = scheme and scheme:lower()
+  if scheme ~= "http" and scheme ~= "https" then
+    return nil
+  end
+  local host, port = authority:match("^(%[[%x:.]+%])$"), nil
+  if not host then host, port = authority:match("^(%[[%x:.]+%]):(%d+)$") end
+  if not host then host, port = authority:match("^([^:]+):(%d+)$") end
+  if not host then host = authority:match("^([^:]+)$") end
+  if not host or host:find("[%s%c@?#\\\128-\255]") then
+    return nil
+  end
+  port = tonumber(port)
+  if port and (port < 1 or port > 65535) then
+    return nil
+  end
+  return scheme, host, port
+end
+
 local NEW_OPTIONS = {
   secret_id = true, secret_key = true, token = true, profile = true, credential_provider = true,
   region = true, endpoint = true, timeout = true, connect_timeout = true, max_attempts = true,
@@ -184,8 +206,9 @@ local function check_new_options(o)
   if err then
     return err
   end
-  if o.endpoint and not o.endpoint:lower():find("^https?://[^/]") then
-    return invalid("endpoint", "endpoint must be an http:// or https:// URL")
+  if o.endpoint and not split_endpoint(o.endpoint) then
+    return invalid("endpoint", "endpoint must be an http:// or https:// URL: scheme://host[:port], without user, "
+      .. "path, query or spaces")
   end
   if o.language ~= nil and not LANGUAGES[o.language] then
     return invalid("language", "language must be \"zh-CN\" or \"en-US\"")
@@ -252,6 +275,10 @@ function Client:__tostring()
     self.region, endpoint, self.closed and ", closed" or "")
 end
 
+local function interruptible_sleep(seconds)
+  return core.sleep(seconds, true)
+end
+
 function iot.new(o)
   if o == nil then
     o = {}
@@ -280,6 +307,16 @@ function iot.new(o)
     return nil, invalid("region", "region must look like \"ap-guangzhou\" (lowercase letters, digits, dashes)")
   end
 
+  local scheme, host, port = split_endpoint(o.endpoint or DEFAULT_ENDPOINT)
+  local session_options = {
+    scheme = scheme, host = host, port = port, region = region, language = o.language,
+    timeout = o.timeout or 10,
+    connect_timeout = o.connect_timeout or 5,
+    ca_file = o.ca_file, ca_path = o.ca_path, proxy = o.proxy,
+    max_response_bytes = o.max_response_bytes,
+    interruptible = true,   -- a plain script's Ctrl-C ends a call at once (ngx.lua turns this off)
+  }
+
   -- Inside nginx, ngx.lua supplies a transport that does not block the worker, ngx.sleep, a rate-limit
   -- store shared by all workers and per-worker jitter; o.nginx = false keeps the plain behaviour.
   if o.nginx ~= nil and type(o.nginx) ~= "boolean" then
@@ -290,7 +327,7 @@ function iot.new(o)
     local ngx_support = require("tencentcloud.iotexplorer.ngx")
     if ngx_support.active() then
       local nerr, field
-      nginx, nerr, field = ngx_support.setup(o)
+      nginx, nerr, field = ngx_support.setup(o, session_options)
       if not nginx then
         return nil, invalid(field, nerr)
       end
@@ -304,17 +341,12 @@ function iot.new(o)
     return nil, cerr
   end
 
-  local ok, session, serr = pcall(core.new_session, {
-    timeout = o.timeout or 10,
-    connect_timeout = o.connect_timeout or 5,
-    ca_file = o.ca_file, ca_path = o.ca_path, proxy = o.proxy,
-    max_response_bytes = o.max_response_bytes,
-  })
+  local ok, session, serr = pcall(core.new_session, session_options)
   if not ok or not session then
     return nil, errors.from_core(serr or { code = errors.INVALID_PARAMETER, message = tostring(session) })
   end
 
-  local sleep = o.sleep or (nginx and nginx.sleep) or core.sleep
+  local sleep = o.sleep or (nginx and nginx.sleep) or interruptible_sleep
   local self = setmetatable({
     region = region,
     endpoint = o.endpoint or DEFAULT_ENDPOINT,
@@ -430,9 +462,6 @@ local function attempt(n, remaining, call)
   req.secret_id = creds.secret_id
   req.secret_key = creds.secret_key
   req.token = creds.token
-  req.region = self.region
-  req.endpoint = self.endpoint
-  req.language = self.language
   req.timeout = this_timeout
   req.timestamp = os.time() + self.clock_offset
   -- libcurl silently resends on a reused connection found dead; a write must not go twice.
@@ -491,8 +520,8 @@ end
 local NO_SECRETS = {}
 
 -- Runs one API call with credentials, rate limit, retries and skew repair. `fields` is the caller's own
--- copy of the action's fields (it becomes the request table); invoke(p, req) is core.call or
--- core.describe_batch_production (through p.transport in nginx).
+-- copy of the action's fields (it becomes the request table); invoke(p, req) is core.call (through
+-- p.transport in nginx).
 function Client:_perform(action, fields, opts, invoke)
   local p = private[self]
   local call = {
@@ -550,13 +579,6 @@ local function core_call(p, req)
   return core.call(p.session, req)
 end
 
-local function core_describe(p, req)
-  if p.transport then
-    return p.transport("describe_batch_production", req)
-  end
-  return core.describe_batch_production(p.session, req)
-end
-
 -- DescribeBatchProduction: one batch's details, Status and DownloadUrl.
 function Client:describe_batch_production(params, opts)
   local p, o, err = prepare(self, params, opts, true)
@@ -567,16 +589,6 @@ function Client:describe_batch_production(params, opts)
   if err then
     return fail(err)
   end
-  local only_ids = true
-  for k in pairs(p) do
-    if k ~= "ProductId" and k ~= "BatchProductionId" then
-      only_ids = false
-    end
-  end
-  if only_ids then
-    return self:_perform("DescribeBatchProduction", p, o, core_describe)
-  end
-  -- Parameters the core's dedicated entry point does not know: send them as they are.
   return self:_perform("DescribeBatchProduction",
     { action = "DescribeBatchProduction", version = API_VERSION, params = p }, o, core_call)
 end

@@ -147,6 +147,7 @@ local MAX_THREAD_SESSIONS = 32
 
 local function session_key(o)
   return table.concat({
+    tostring(o.scheme), tostring(o.host), tostring(o.port), tostring(o.region), tostring(o.language),
     tostring(o.timeout), tostring(o.connect_timeout), tostring(o.ca_file), tostring(o.ca_path),
     tostring(o.proxy), tostring(o.max_response_bytes),
   }, "\0")
@@ -166,7 +167,7 @@ local function cached_session(cache, key, opts)
   return s, err
 end
 
--- kind: "call", "describe_batch_production" or "download"; session_opts: core.new_session's options, and
+-- kind: "call" or "download"; session_opts: core.new_session's options, and
 -- key, session_key(session_opts), computed once by the transport; req: the core's request table. Returns
 -- what the core returns: Response | nil, err (plain tables).
 function M.thread_call(kind, session_opts, req, key)
@@ -288,10 +289,11 @@ end
 
 local warned_no_dict = false
 
--- Called by iot.new inside nginx with the (checked) options. o.nginx: nil or a table
+-- Called by iot.new inside nginx with the (checked) options and the client's core.new_session options.
+-- o.nginx: nil or a table
 -- { thread_pool = "iotexplorer", shared_dict = "iotexplorer" }. Returns
 -- { transport, close, sleep, store, http_get, random } or nil, message, field.
-function M.setup(o)
+function M.setup(o, client_session_options)
   local n = o.nginx
   if n == nil then
     n = {}
@@ -326,12 +328,11 @@ function M.setup(o)
     end
   end
 
-  local session_opts = {
-    timeout = o.timeout or 10,
-    connect_timeout = o.connect_timeout or 5,
-    ca_file = o.ca_file, ca_path = o.ca_path, proxy = o.proxy,
-    max_response_bytes = o.max_response_bytes,
-  }
+  local session_opts = {}
+  for k, v in pairs(client_session_options) do
+    session_opts[k] = v
+  end
+  session_opts.interruptible = false   -- nginx owns its signals
   local transport, close = new_transport(pool, session_opts)
   return {
     transport = transport,
