@@ -283,7 +283,7 @@ local function interrupted(env, signal)
   for _, path in ipairs(env.temporaries) do
     os.remove(path)
   end
-  env.err.say(signal == 15 and "terminated" or "interrupted")
+  env.err.say("interrupted")
   return 128 + (tonumber(signal) or 2)
 end
 
@@ -339,6 +339,7 @@ function cli.main(argv, env)
   env.err = progress.writer(env.stderr or io.stderr, tty(), env.columns)
   env.now = env.now or require("tencentcloud.iotexplorer.core").now
   env.temporaries = {}
+  env.interrupted = pending_signal
 
   local list, help = {}, false
   for i = 1, #(argv or {}) do

@@ -30,8 +30,8 @@ local function private_path(now)
     math.floor(now() * 1e6) % 0x10000000)
 end
 
--- DescribeBatchProduction, with --wait and --download. `temporaries` collects files to remove if the
--- process is interrupted.
+-- DescribeBatchProduction, with --wait and --download. env.temporaries collects files to remove if the
+-- process is interrupted; env.interrupted() is the signal that arrived, or nil.
 function run.describe(client, params, o, env)
   local batch = require("tencentcloud.iotexplorer.batch")
   local w = env.err
@@ -62,8 +62,18 @@ function run.describe(client, params, o, env)
     env.temporaries[#env.temporaries + 1] = path
   end
   local bar = w.tty and progress.download_bar(w, now) or nil
+  -- libcurl calls this at least once a second, data or not: a trapped signal cancels the transfer there,
+  -- and batch.download removes the partial file.
+  local function on_progress(received, total)
+    if env.interrupted() then
+      return false
+    end
+    if bar then
+      bar.progress(received, total)
+    end
+  end
   local out
-  out, err = client:download_batch_production(params, path, { on_progress = bar and bar.progress })
+  out, err = client:download_batch_production(params, path, { on_progress = on_progress })
   if bar then
     bar.finish()
   end
