@@ -177,9 +177,6 @@ function progress.logger(w)
       end
     end
     parts[#parts + 1] = string.format("in %.3fs", tonumber(r.duration) or 0)
-    if (tonumber(r.rate_wait) or 0) >= 0.001 then
-      parts[#parts + 1] = string.format("after %.3fs in the rate limiter", r.rate_wait)
-    end
     if r.bytes then
       parts[#parts + 1] = tostring(r.bytes) .. " bytes"
     end
@@ -188,6 +185,9 @@ function progress.logger(w)
     end
     if r.credentials then
       parts[#parts + 1] = "credentials from " .. tostring(r.credentials)
+    end
+    if (tonumber(r.rate_wait) or 0) >= 0.001 then
+      parts[#parts + 1] = string.format("(after %.3fs in the rate limiter)", r.rate_wait)
     end
     w.say(table.concat(parts, " "))
   end
