@@ -108,6 +108,19 @@ const volatile sig_atomic_t *watch_flag(const watch *w);    /* NULL when not wat
 int watch_signal(void);                            /* the signal that arrived, 0 for none */
 void push_interrupted(lua_State *L, int sent);     /* nil, { code = ClientError.Interrupted, signal, sent } */
 
+/* ---- building a call (call.c) ---- */
+
+#define CALL_MAX_HEADERS 16
+
+/* Reads core.call's request table at index t, signs it with the session's signer and target and fills req:
+ * the header lines in `lines` (CALL_MAX_HEADERS of room; their text in the session's scratch buffer), the
+ * body and other strings left on the Lua stack. Raises on misuse like core.call. Returns 0, or 2 with nil,
+ * err pushed. The session must be usable (session_unusable). */
+int call_build(lua_State *L, session *s, int t, const char **lines, http_request *req);
+/* Pushes what core.call returns for a finished transfer: the Response (1), or nil, err (2); working values
+ * may stay below them on the stack. */
+int call_result(lua_State *L, http_status hs, const http_result *r);
+
 /* ---- the functions the module exports ---- */
 
 int core_new_session(lua_State *L);               /* session.c */

@@ -14,6 +14,7 @@ local errors = require("tencentcloud.iotexplorer.errors")
 local retry = require("tencentcloud.iotexplorer.retry")
 local credentials = require("tencentcloud.iotexplorer.credentials")
 local limiter = require("tencentcloud.iotexplorer.limiter")
+local many = require("tencentcloud.iotexplorer.many")
 
 local iot = {
   _VERSION = "0.1.0",
@@ -385,6 +386,7 @@ function Client:close()
   if not self.closed then
     self.closed = true
     private[self].session:close()
+    many.close(self)
     if private[self].close_transport then
       private[self].close_transport()
     end
@@ -436,7 +438,7 @@ local function attempt(n, remaining, call)
 
   local waited = 0
   if self.limiter then
-    local w, needed = self.limiter:acquire(remaining)
+    local w, needed = self.limiter:acquire(remaining, nil, call.sleep)
     if not w then
       note_secrets(call, creds)
       return nil, out_of_time(call, string.format("before the rate limiter's next slot (%.3fs away)", needed))
@@ -522,12 +524,12 @@ local NO_SECRETS = {}
 -- Runs one API call with credentials, rate limit, retries and skew repair. `fields` is the caller's own
 -- copy of the action's fields (it becomes the request table); invoke(p, req) is core.call (through
 -- p.transport in nginx).
-function Client:_perform(action, fields, opts, invoke)
+function Client:_perform(action, fields, opts, invoke, sleep)
   local p = private[self]
   local call = {
     -- retry.run's options
     attempt = attempt, decide = decide, max_attempts = self.max_attempts, base = self.backoff_base,
-    cap = self.backoff_cap, deadline = opts.deadline, now = self.now, sleep = self.sleep, random = p.random,
+    cap = self.backoff_cap, deadline = opts.deadline, now = self.now, sleep = sleep or self.sleep, random = p.random,
     -- the call's own state
     client = self, p = p, action = action, fields = fields, invoke = invoke, sent = 0,
     timeout = opts.timeout or self.timeout, write = not errors.is_idempotent(action),
@@ -697,6 +699,9 @@ function Client:call(action, params, opts)
   end
   return self:_perform(action, { action = action, version = API_VERSION, params = p }, o, core_call)
 end
+
+-- Many calls of one action at once: client:call_many, client:describe_batch_productions (many.lua).
+many.extend(Client, private)
 
 -- Waiting for a batch and downloading its device file: see batch.lua.
 local batch = require("tencentcloud.iotexplorer.batch")

@@ -69,16 +69,16 @@ function limiter.new(o)
   }, Limiter)
 end
 
--- Waits for this caller's slot. Returns the seconds waited, or nil and the wait
--- that would have been needed when it exceeds max_wait (nothing is reserved then,
+-- Waits for this caller's slot (with sleep, default the limiter's). Returns the seconds waited, or nil and
+-- the wait that would have been needed when it exceeds max_wait (nothing is reserved then,
 -- so giving up costs the other callers nothing).
-function Limiter:acquire(max_wait, key)
+function Limiter:acquire(max_wait, key, sleep)
   local wait, needed = self.store:reserve(key or self.key, self.interval, self.now(), max_wait or math.huge)
   if not wait then
     return nil, needed
   end
   if wait > 0 then
-    self.sleep(wait)
+    (sleep or self.sleep)(wait)
   end
   return wait
 end
