@@ -45,6 +45,7 @@ build = {
       ["tencentcloud.iotexplorer.cli.configure"] = "lua/tencentcloud/iotexplorer/cli/configure.lua",
       ["tencentcloud.iotexplorer.cli.emulator"] = "lua/tencentcloud/iotexplorer/cli/emulator.lua",
       ["tencentcloud.iotexplorer.cli.format"] = "lua/tencentcloud/iotexplorer/cli/format.lua",
+      ["tencentcloud.iotexplorer.cli.many"] = "lua/tencentcloud/iotexplorer/cli/many.lua",
       ["tencentcloud.iotexplorer.cli.progress"] = "lua/tencentcloud/iotexplorer/cli/progress.lua",
       ["tencentcloud.iotexplorer.cli.run"] = "lua/tencentcloud/iotexplorer/cli/run.lua",
       ["tencentcloud.iotexplorer.credentials"] = "lua/tencentcloud/iotexplorer/credentials/init.lua",

@@ -233,8 +233,9 @@ describe("README", function()
     end
   end)
 
-  it("lists every tciot option of DescribeBatchProduction in its command summary", function()
-    local summary = README:match("\ntciot DescribeBatchProduction ([^\n]*)")
+  it("lists every tciot option of DescribeBatchProduction in its command summary lines", function()
+    local summary = table.concat({ README:match("\n(tciot DescribeBatchProduction [^\n]*\n"
+      .. "tciot DescribeBatchProduction [^\n]*)") })
     local cli_commands = require("tencentcloud.iotexplorer.cli.commands")
     for _, o in ipairs(cli_commands.by_name.DescribeBatchProduction.options) do
       if not o.param and o[1] ~= "cli-input-json" and o[1] ~= "generate-cli-skeleton" then

@@ -21,6 +21,7 @@ local errors = require("tencentcloud.iotexplorer.errors")
 local commands = require("tencentcloud.iotexplorer.cli.commands")
 local format = require("tencentcloud.iotexplorer.cli.format")
 local progress = require("tencentcloud.iotexplorer.cli.progress")
+local many = require("tencentcloud.iotexplorer.cli.many")
 local run = require("tencentcloud.iotexplorer.cli.run")
 
 local cli = {}
@@ -233,7 +234,14 @@ local function check_command(args)
     return "call needs an action name, e.g. tciot call DescribeProduct --param-json '{...}'"
   end
   local opts = args.options
-  if cmd.action and not opts["generate-cli-skeleton"] then
+  if name == "DescribeBatchProduction" and many.wanted(args) then
+    if opts.download then
+      return "--download takes one batch, not several"
+    end
+    if opts.ProductId == nil and (opts["cli-input-json"] or {}).ProductId == nil then
+      return "--ProductId is required"
+    end
+  elseif cmd.action and not opts["generate-cli-skeleton"] then
     -- The action's own rules (required, required_when, types, ranges) from actions.lua.
     local params = commands.params(cmd, opts)
     local _, perr = check.params(cmd.action, params)
@@ -293,7 +301,17 @@ local function call_action(client, cmd, args, env)
   local o = args.options
   local a = cmd.action
   local params = commands.params(cmd, o)
-  if a.name == "DescribeBatchProduction" then
+  if a.name == "DescribeBatchProduction" and many.wanted(args) then
+    if type(client.describe_batch_productions) ~= "function" then
+      return nil, errors.invalid("BatchProductionId", "this library cannot describe several batches at once")
+    end
+    local out, worst, ids = many.run(client, args, env, cli.exit_code)
+    if not out then
+      return nil, worst
+    end
+    env.many = { exit = worst, rows = many.rows(out, ids) }
+    return out
+  elseif a.name == "DescribeBatchProduction" then
     return run.describe(client, params, o, env)
   elseif a.name == "GetBatchProductionsList" and o.all then
     return run.list_all(client, params)
@@ -402,6 +420,11 @@ function cli.main(argv, env)
   end
   if not res then
     return report_error(env, err, ctx)
+  end
+  if env.many then
+    -- Several batches: one array in input order (a row per batch as a table), the worst item's exit code.
+    env.stdout:write(format.render(s.output, s.output == "table" and env.many.rows or res))
+    return env.many.exit
   end
   env.stdout:write(format.render(s.output, res))
   return EXIT_OK

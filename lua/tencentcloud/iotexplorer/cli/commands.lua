@@ -61,8 +61,12 @@ local function required_note(p)
   return ""
 end
 
+-- Parameters that may be given more than once: each value is one item of a call over a list.
+local REPEATABLE = { DescribeBatchProduction = { BatchProductionId = true } }
+
 local function param_options(action)
   local list = {}
+  local repeatable = REPEATABLE[action.name] or {}
   for _, p in ipairs(action.params) do
     local placeholder = p.placeholder
     if not placeholder and p.enum then
@@ -71,7 +75,8 @@ local function param_options(action)
       placeholder = table.concat(shown, "|")
     end
     list[#list + 1] = option(p.name, KIND_OF_TYPE[p.type] or "json", placeholder or p.type:upper(),
-      (p.doc or p.name) .. required_note(p), { required = p.required or nil, param = p })
+      (p.doc or p.name) .. required_note(p) .. (repeatable[p.name] and "; may be given more than once" or ""),
+      { required = p.required or nil, param = p, repeatable = repeatable[p.name] })
   end
   return list
 end
@@ -93,6 +98,9 @@ local EXTRA_OPTIONS = {
       .. "(default 10)"),
     option("download", "string", "FILE|-", "save the device CSV to FILE; - writes it to stdout instead of "
       .. "the JSON"),
+    option("BatchProductionIds-file", "string", "FILE|-", "the batches, one id a line (- reads stdin); with "
+      .. "--BatchProductionId given more than once too, prints one JSON array in input order"),
+    option("concurrency", "count", "N", "with several batches: requests in flight at once (default 8)"),
   },
   GetBatchProductionsList = {
     option("all", "flag", nil, "every page, merged into one result with TotalCnt"),
@@ -387,7 +395,7 @@ local function unknown_option(name, cmd)
 end
 
 function commands.parse(argv)
-  local args = { globals = {}, options = {}, positional = {} }
+  local args = { globals = {}, options = {}, positional = {}, repeated = {} }
   -- The command is the first word that is not a global option or its value.
   local at = 1
   while at <= #argv do
@@ -456,11 +464,13 @@ function commands.parse(argv)
         if v == nil then
           return nil, verr, args.command
         end
-        if o.repeatable then
-          target[name] = target[name] or {}
-          table.insert(target[name], v)
-        else
+        -- A repeatable option keeps its first value as the option and every value in args.repeated.
+        if target[name] == nil then
           target[name] = v
+        end
+        if o.repeatable then
+          args.repeated[name] = args.repeated[name] or {}
+          table.insert(args.repeated[name], v)
         end
       end
     else
