@@ -13,26 +13,12 @@ local DOC = { "DescribeBatchProduction", "--ProductId", PRODUCT, "--BatchProduct
 
 local concat, json = tciot.concat, tciot.json
 
--- True when the credentials module reads tccli's files (and so does the profile-first chain).
-local creds_chain = type(require("tencentcloud.iotexplorer.credentials").tccli_configure) == "function"
-local it_creds = creds_chain and it or pending
-
 describe("tciot", function()
+  local h = tciot.hooks(0.15)
   local t, emu
-
-  setup(function()
-    t = tciot.start({ fixture = { status_step_seconds = 0.15 } })
-    emu = t.emu
-  end)
-
-  teardown(function()
-    if t then t:stop() end
-  end)
-
-  before_each(function()
-    emu:reset()
-    emu:set({ status_step_seconds = 0.15 })
-  end)
+  setup(function() h.setup(); t, emu = h.t, h.emu end)
+  teardown(h.teardown)
+  before_each(h.before_each)
 
   describe("commands from actions.lua", function()
     it("has a command for every action, its parameters as typed --Name options in the help", function()
@@ -213,7 +199,7 @@ describe("tciot", function()
       expect(r, 2, "configure takes one word: list")
     end)
 
-    it_creds("takes region and output from tccli's configure file when nothing else says", function()
+    it("takes region and output from tccli's configure file when nothing else says", function()
       util.execute("mkdir -p " .. util.shell_quote(t.home .. "/.tccli"))
       util.write_file(t.home .. "/.tccli/default.configure",
         '{"_sys_param": {"region": "ap-guangzhou", "output": "table"}}')
@@ -223,7 +209,7 @@ describe("tciot", function()
       os.remove(t.home .. "/.tccli/default.configure")
     end)
 
-    it_creds("--profile on the command line wins over TENCENTCLOUD_SECRET_*", function()
+    it("--profile on the command line wins over TENCENTCLOUD_SECRET_*", function()
       util.execute("mkdir -p " .. util.shell_quote(t.home .. "/.tencentcloud"))
       util.write_file(t.home .. "/.tencentcloud/credentials", string.format(
         "[ci]\nsecret_id = %s\nsecret_key = %s\n", emu.secret_id, emu.secret_key))

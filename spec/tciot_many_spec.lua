@@ -8,21 +8,11 @@ local expect, json = tciot.expect, tciot.json
 local PRODUCT = "R32ONVL0EU"
 
 describe("tciot DescribeBatchProduction over several batches", function()
+  local h = tciot.hooks(0.2)
   local t, emu
-
-  setup(function()
-    t = tciot.start({ fixture = { status_step_seconds = 0.2 } })
-    emu = t.emu
-  end)
-
-  teardown(function()
-    if t then t:stop() end
-  end)
-
-  before_each(function()
-    emu:reset()
-    emu:set({ status_step_seconds = 0.2 })
-  end)
+  setup(function() h.setup(); t, emu = h.t, h.emu end)
+  teardown(h.teardown)
+  before_each(h.before_each)
 
   local function seed(b)
     b.ProductId = PRODUCT

@@ -17,21 +17,11 @@ local download_watches = (util.read_file(util.ROOT .. "/src/download.c") or ""):
 local it_download = download_watches and it or pending
 
 describe("tciot interrupted", function()
+  local h = tciot.hooks(60)
   local t, emu
-
-  setup(function()
-    t = tciot.start({ fixture = { status_step_seconds = 60 } })
-    emu = t.emu
-  end)
-
-  teardown(function()
-    if t then t:stop() end
-  end)
-
-  before_each(function()
-    emu:reset()
-    emu:set({ status_step_seconds = 60 })
-  end)
+  setup(function() h.setup(); t, emu = h.t, h.emu end)
+  teardown(h.teardown)
+  before_each(h.before_each)
 
   local function seed()
     return emu:seed({ ProductId = PRODUCT, BatchCnt = 50 })[1].BatchProductionId

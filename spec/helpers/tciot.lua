@@ -107,6 +107,26 @@ function T:spawn(args, opts)
   return h
 end
 
+-- The hooks of a describe block that runs tciot against an emulator whose batches move one Status every
+-- `step` seconds (reset before each test):
+--   local h = tciot.hooks(0.15)
+--   setup(h.setup); teardown(h.teardown); before_each(h.before_each)   -- then h.t, h.emu
+function M.hooks(step)
+  local h = {}
+  function h.setup()
+    h.t = M.start({ fixture = { status_step_seconds = step } })
+    h.emu = h.t.emu
+  end
+  function h.teardown()
+    if h.t then h.t:stop() end
+  end
+  function h.before_each()
+    h.emu:reset()
+    h.emu:set({ status_step_seconds = step })
+  end
+  return h
+end
+
 -- The lists one after another, as one list.
 function M.concat(...)
   local out = {}
