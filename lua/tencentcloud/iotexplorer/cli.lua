@@ -20,6 +20,7 @@ local check = require("tencentcloud.iotexplorer.check")
 local errors = require("tencentcloud.iotexplorer.errors")
 local commands = require("tencentcloud.iotexplorer.cli.commands")
 local format = require("tencentcloud.iotexplorer.cli.format")
+local help = require("tencentcloud.iotexplorer.cli.help")
 local progress = require("tencentcloud.iotexplorer.cli.progress")
 local many = require("tencentcloud.iotexplorer.cli.many")
 local run = require("tencentcloud.iotexplorer.cli.run")
@@ -30,7 +31,7 @@ local EXIT_OK, EXIT_SERVICE, EXIT_USAGE, EXIT_NETWORK, EXIT_BATCH = 0, 1, 2, 3, 
 cli.EXIT = { ok = EXIT_OK, service = EXIT_SERVICE, usage = EXIT_USAGE, network = EXIT_NETWORK, batch = EXIT_BATCH }
 
 cli.parse = commands.parse
-cli.help = commands.help
+cli.help = help.help
 cli.to_json = format.json
 cli.to_table = format.table
 cli.to_text = format.text
@@ -62,7 +63,7 @@ end
 local function usage_error(env, message, command)
   local known = commands.by_name[command] and command or nil
   env.err.say(message)
-  env.err.raw(commands.usage_line(known) .. "\n")
+  env.err.raw(help.usage_line(known) .. "\n")
   if known then
     env.err.raw("Run 'tciot " .. command .. " --help' for details.\n")
   else
@@ -359,19 +360,19 @@ function cli.main(argv, env)
   env.temporaries = {}
   env.interrupted = pending_signal
 
-  local list, help = {}, false
+  local list, wants_help = {}, false
   for i = 1, #(argv or {}) do
     list[i] = tostring(argv[i])
-    help = help or commands.wants_help(list[i])
+    wants_help = wants_help or commands.wants_help(list[i])
   end
   local args, perr, command = commands.parse(list)
-  if help then
+  if wants_help then
     -- --help wins over everything else on the line, even a mistake.
     local topic = args and args.command or command
     if topic == "help" and args then
       topic = args.positional[1]
     end
-    env.stdout:write(commands.help(commands.by_name[topic] and topic or nil))
+    env.stdout:write(help.help(commands.by_name[topic] and topic or nil))
     return EXIT_OK
   end
   if not args then
@@ -389,12 +390,12 @@ function cli.main(argv, env)
     if topic and not commands.by_name[topic] then
       return usage_error(env, commands.unknown_command(topic), nil)
     end
-    env.stdout:write(commands.help(topic))
+    env.stdout:write(help.help(topic))
     return EXIT_OK
   end
   local cmd = commands.by_name[args.command]
   if cmd.action and args.options["generate-cli-skeleton"] then
-    env.stdout:write(format.json(commands.skeleton(cmd.action)))
+    env.stdout:write(format.json(help.skeleton(cmd.action)))
     return EXIT_OK
   end
   local cerr = check_command(args)
