@@ -34,7 +34,7 @@ SOURCES = src/core.c src/lcore.c src/session.c src/call.c src/download.c src/out
           src/signals.c src/jsonenc.c src/tc3.c src/http.c src/multi.c
 HEADERS = src/compat.h src/lcore.h src/signals.h src/outfile.h src/jsonenc.h src/tc3.h src/http.h src/multi.h
 
-.PHONY: all test check demo install clean deps check-c lint bench test-asan test-valgrind fuzz node-deps
+.PHONY: all test check demo install clean deps check-c lint bench test-asan test-valgrind fuzz dist node-deps
 
 all: $(CORE_SO)
 
@@ -195,6 +195,21 @@ install: $(CORE_SO) $(REDIS_SO)
 	install -d $(DESTDIR)$(BINDIR)
 	sed '1s|^#!.*|#!$(LUA_INTERP)|' bin/tciot > $(DESTDIR)$(BINDIR)/tciot
 	chmod 0755 $(DESTDIR)$(BINDIR)/tciot
+
+# A release for `luarocks install`: the tracked files as an archive, a rockspec whose source is that archive
+# (DIST_URL: where it will be published; default: the archive itself), and a .src.rock holding both.
+DIST_VERSION ?= 0.1.0
+DIST_NAME     = tencentcloud-iotexplorer-$(DIST_VERSION)
+DIST_DIR     ?= build/dist
+DIST_URL     ?= file://$(abspath $(DIST_DIR))/$(DIST_NAME).tar.gz
+
+dist:
+	@mkdir -p $(DIST_DIR)
+	git ls-files | tar -czf $(DIST_DIR)/$(DIST_NAME).tar.gz --transform 's,^,$(DIST_NAME)/,' -T -
+	sed -e 's|^version = .*|version = "$(DIST_VERSION)-1"|' \
+		-e 's|^   url = .*|   url = "$(DIST_URL)", dir = "$(DIST_NAME)",|' \
+		tencentcloud-iotexplorer-scm-1.rockspec > $(DIST_DIR)/$(DIST_NAME)-1.rockspec
+	cd $(DIST_DIR) && luarocks --lua-version=5.4 pack $(DIST_NAME)-1.rockspec
 
 clean:
 	rm -rf build tencentcloud src/*.o   # the last two: what luarocks make leaves behind

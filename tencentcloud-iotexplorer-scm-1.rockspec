@@ -1,6 +1,8 @@
 rockspec_format = "3.0"
 package = "tencentcloud-iotexplorer"
 version = "scm-1"
+-- This rockspec builds a checkout: `luarocks make` takes the files in place and never fetches `url`.
+-- `luarocks install` needs a rockspec whose source is an archive: `make dist` writes one (and a .src.rock).
 source = {
    url = "git+file://.",
 }
@@ -47,7 +49,13 @@ build = {
       ["tencentcloud.iotexplorer.batch"] = "lua/tencentcloud/iotexplorer/batch.lua",
       ["tencentcloud.iotexplorer.check"] = "lua/tencentcloud/iotexplorer/check.lua",
       ["tencentcloud.iotexplorer.cli"] = "lua/tencentcloud/iotexplorer/cli.lua",
+      ["tencentcloud.iotexplorer.cli.commands"] = "lua/tencentcloud/iotexplorer/cli/commands.lua",
       ["tencentcloud.iotexplorer.cli.configure"] = "lua/tencentcloud/iotexplorer/cli/configure.lua",
+      ["tencentcloud.iotexplorer.cli.emulator"] = "lua/tencentcloud/iotexplorer/cli/emulator.lua",
+      ["tencentcloud.iotexplorer.cli.format"] = "lua/tencentcloud/iotexplorer/cli/format.lua",
+      ["tencentcloud.iotexplorer.cli.help"] = "lua/tencentcloud/iotexplorer/cli/help.lua",
+      ["tencentcloud.iotexplorer.cli.many"] = "lua/tencentcloud/iotexplorer/cli/many.lua",
+      ["tencentcloud.iotexplorer.cli.progress"] = "lua/tencentcloud/iotexplorer/cli/progress.lua",
       ["tencentcloud.iotexplorer.credentials"] = "lua/tencentcloud/iotexplorer/credentials/init.lua",
       ["tencentcloud.iotexplorer.credentials.assume_role"] = "lua/tencentcloud/iotexplorer/credentials/assume_role.lua",
       ["tencentcloud.iotexplorer.credentials.custom"] = "lua/tencentcloud/iotexplorer/credentials/custom.lua",
