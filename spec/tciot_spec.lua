@@ -412,14 +412,15 @@ describe("tciot", function()
 
     it("exits 4 when the connection is cut mid-transfer, leaving no partial file", function()
       local id = seed({ BatchCnt = 5000, Status = 3 })
-      emu:fault({ kind = "truncate", action = "_download" })
+      -- Cut every time: the first transfer and both retries.
+      emu:fault({ kind = "truncate", action = "_download", count = 3 })
       local r = tciot({ "DescribeBatchProduction", "--ProductId", PRODUCT, "--BatchProductionId", id,
         "--download", out .. "/devices.csv" })
       expect(r, 4, "tciot: ClientError.NetworkError:")
       assert.are.same({}, listing(out))
-      assert.are.equal(1, emu:counters().faults_applied)
+      assert.are.equal(3, emu:counters().faults_applied)
       -- The same with the CSV going to stdout: nothing printed, no temporary file left in $TMPDIR either.
-      emu:fault({ kind = "truncate", action = "_download" })
+      emu:fault({ kind = "truncate", action = "_download", count = 3 })
       r = tciot({ "DescribeBatchProduction", "--ProductId", PRODUCT, "--BatchProductionId", id, "--download", "-" },
         { env = { TMPDIR = out } })
       expect(r, 4, "ClientError.NetworkError")
@@ -465,12 +466,12 @@ describe("tciot", function()
 
     it("2: client-side invalid parameters and missing credentials or region", function()
       local r = tciot(concat({ "--region", "ap-singapore" }, DOC))
-      expect(r, 2, "ClientError.InvalidParameter: batch production is not available in region ap-singapore")
+      expect(r, 2, "ClientError.InvalidParameter: DescribeBatchProduction is not available in region ap-singapore")
       assert.is_nil(r.stderr:find("usage:", 1, true))
       r = tciot({ "DescribeBatchProduction", "--ProductId", "", "--BatchProductionId", "x" })
       expect(r, 2, "ClientError.InvalidParameter: ProductId must not be empty")
       r = tciot(concat({ "--endpoint", "file:///etc/passwd" }, DOC), { no_endpoint = true })
-      expect(r, 2, "ClientError.InvalidParameter: endpoint must be an http:// or https:// URL")
+      expect(r, 2, "ClientError.InvalidParameter: endpoint must be http(s)://host[:port]")
       r = tciot(concat({ "--language", "fr-FR" }, DOC))
       expect(r, 2, "ClientError.InvalidParameter: language")
       r = tciot(DOC, { env = { TENCENTCLOUD_REGION = false } })

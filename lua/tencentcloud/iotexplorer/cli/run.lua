@@ -2,33 +2,9 @@
 -- GetBatchProductionsList --all. Each returns res (to print), or nil, err, or nil, nil, true when it has
 -- written its output itself.
 
-local errors = require("tencentcloud.iotexplorer.errors")
 local progress = require("tencentcloud.iotexplorer.cli.progress")
 
 local run = {}
-
-local function copy_to(path, out)
-  local f, err = io.open(path, "rb")
-  if not f then
-    return nil, err
-  end
-  while true do
-    local chunk = f:read(65536)
-    if not chunk then
-      break
-    end
-    out:write(chunk)
-  end
-  f:close()
-  out:flush()
-  return true
-end
-
-local function private_path(now)
-  local tmpdir = os.getenv("TMPDIR")
-  return string.format("%s/tciot-%d-%x.csv", (tmpdir and tmpdir ~= "") and tmpdir or "/tmp", os.time(),
-    math.floor(now() * 1e6) % 0x10000000)
-end
 
 -- DescribeBatchProduction, with --wait and --download. env.temporaries collects files to remove if the
 -- process is interrupted; env.interrupted() is the signal that arrived, or nil.
@@ -54,13 +30,12 @@ function run.describe(client, params, o, env)
     return res, err
   end
 
+  -- "-": whole or nothing on stdout too. The core keeps the CSV in a temporary that has no name (nothing
+  -- another user could open in a shared folder) and writes it to standard output once complete.
   local to_stdout = o.download == "-"
   local now = env.now
-  -- Whole or nothing on stdout too: the CSV goes to a private file first, printed once complete.
-  local path = to_stdout and private_path(now) or o.download
-  if to_stdout then
-    env.temporaries[#env.temporaries + 1] = path
-  end
+  local path = o.download
+  env.stdout:flush()
   local bar = w.tty and progress.download_bar(w, now) or nil
   -- libcurl calls this at least once a second, data or not: a trapped signal cancels the transfer there,
   -- and batch.download removes the partial file.
@@ -81,11 +56,6 @@ function run.describe(client, params, o, env)
     return nil, err   -- nothing was left behind, under `path` or next to it
   end
   if to_stdout then
-    local ok, cerr = copy_to(path, env.stdout)
-    os.remove(path)
-    if not ok then
-      return nil, errors.new(errors.FILE_ERROR, tostring(cerr), { stage = "download" })
-    end
     return nil, nil, true
   end
   w.say(string.format("saved %d bytes to %s", out.bytes, path))
