@@ -31,10 +31,10 @@ LIBS      = -lcurl -lcrypto -lpthread -lm
 BUILD   = build/$(LUA)
 CORE_SO = $(BUILD)/tencentcloud/iotexplorer/core.so
 SOURCES = src/core.c src/lcore.c src/session.c src/call.c src/download.c src/outfile.c src/http_get.c \
-          src/signals.c src/jsonenc.c src/lsigner.c src/tc3.c src/http.c
-HEADERS = src/compat.h src/lcore.h src/signals.h src/outfile.h src/jsonenc.h src/tc3.h src/http.h
+          src/signals.c src/jsonenc.c src/lsigner.c src/tc3.c src/http.c src/multi.c
+HEADERS = src/compat.h src/lcore.h src/signals.h src/outfile.h src/jsonenc.h src/tc3.h src/http.h src/multi.h
 
-.PHONY: all test check demo install clean deps check-c lint bench test-asan test-valgrind fuzz node-deps
+.PHONY: all test check demo install clean deps check-c lint bench test-asan test-valgrind fuzz dist node-deps
 
 all: $(CORE_SO)
 
@@ -77,6 +77,14 @@ build/bench/load: bench/load.c
 
 bench:
 	@sh bench/run.sh
+
+# call_many (concurrency 8) beside the same calls one after another, both interpreters, against the emulator
+# answering after 0, 200 and 300 ms under the service's 20/s window (about 5 minutes). Not part of `make test`.
+.PHONY: bench-many
+bench-many:
+	@$(MAKE) --no-print-directory LUA=lua5.4
+	@$(MAKE) --no-print-directory LUA=luajit
+	@lua5.4 bench/many.lua
 
 deps:
 	@sh .ci/deps.sh test
@@ -133,13 +141,16 @@ test-asan:
 	TCIOT_CPATH='build/asan/?.so' LD_PRELOAD="$$(clang -print-file-name=libclang_rt.asan-x86_64.so)" \
 		ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 busted --lua=lua5.4 -o utfTerminal
 
-# test-valgrind: 10,000 calls against the emulator under memcheck; any byte definitely or indirectly lost fails.
+# test-valgrind: 10,000 calls, then 2,000 call_many items, against the emulator under memcheck; any byte
+# definitely or indirectly lost fails.
 test-valgrind:
 	@$(MAKE) --no-print-directory LUA=lua5.4
 	valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
 		--error-exitcode=1 lua5.4 spec/valgrind/loop.lua
 	valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
 		--error-exitcode=1 lua5.4 spec/valgrind/redis_loop.lua
+	valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
+		--error-exitcode=1 lua5.4 spec/valgrind/many_loop.lua
 
 # fuzz: libFuzzer targets (clang 14) for the C that handles untrusted bytes, FUZZ_TIME seconds each. Seeds and
 # regression inputs live in spec/fuzz/corpus/<target>/ (replayed first); new inputs go to build/fuzz/corpus/.
@@ -189,6 +200,21 @@ install: $(CORE_SO) $(REDIS_SO)
 	install -d $(DESTDIR)$(BINDIR)
 	sed '1s|^#!.*|#!$(LUA_INTERP)|' bin/tciot > $(DESTDIR)$(BINDIR)/tciot
 	chmod 0755 $(DESTDIR)$(BINDIR)/tciot
+
+# A release for `luarocks install`: the tracked files as an archive, a rockspec whose source is that archive
+# (DIST_URL: where it will be published; default: the archive itself), and a .src.rock holding both.
+DIST_VERSION ?= 0.1.0
+DIST_NAME     = tencentcloud-iotexplorer-$(DIST_VERSION)
+DIST_DIR     ?= build/dist
+DIST_URL     ?= file://$(abspath $(DIST_DIR))/$(DIST_NAME).tar.gz
+
+dist:
+	@mkdir -p $(DIST_DIR)
+	git ls-files | tar -czf $(DIST_DIR)/$(DIST_NAME).tar.gz --transform 's,^,$(DIST_NAME)/,' -T -
+	sed -e 's|^version = .*|version = "$(DIST_VERSION)-1"|' \
+		-e 's|^   url = .*|   url = "$(DIST_URL)", dir = "$(DIST_NAME)",|' \
+		tencentcloud-iotexplorer-scm-1.rockspec > $(DIST_DIR)/$(DIST_NAME)-1.rockspec
+	cd $(DIST_DIR) && luarocks --lua-version=5.4 pack $(DIST_NAME)-1.rockspec
 
 clean:
 	rm -rf build tencentcloud src/*.o   # the last two: what luarocks make leaves behind

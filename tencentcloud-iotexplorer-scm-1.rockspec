@@ -1,6 +1,8 @@
 rockspec_format = "3.0"
 package = "tencentcloud-iotexplorer"
 version = "scm-1"
+-- This rockspec builds a checkout: `luarocks make` takes the files in place and never fetches `url`.
+-- `luarocks install` needs a rockspec whose source is an archive: `make dist` writes one (and a .src.rock).
 source = {
    url = "git+file://.",
 }
@@ -31,7 +33,7 @@ build = {
       ["tencentcloud.iotexplorer.core"] = {
          sources = { "src/core.c", "src/lcore.c", "src/session.c", "src/call.c", "src/download.c",
                      "src/outfile.c", "src/http_get.c", "src/signals.c", "src/jsonenc.c", "src/lsigner.c",
-                     "src/tc3.c", "src/http.c" },
+                     "src/tc3.c", "src/http.c", "src/multi.c" },
          libraries = { "curl", "crypto", "pthread", "m" },
          incdirs = { "$(CURL_INCDIR)", "$(OPENSSL_INCDIR)" },
          libdirs = { "$(CURL_LIBDIR)", "$(OPENSSL_LIBDIR)" },
@@ -47,7 +49,13 @@ build = {
       ["tencentcloud.iotexplorer.batch"] = "lua/tencentcloud/iotexplorer/batch.lua",
       ["tencentcloud.iotexplorer.check"] = "lua/tencentcloud/iotexplorer/check.lua",
       ["tencentcloud.iotexplorer.cli"] = "lua/tencentcloud/iotexplorer/cli.lua",
+      ["tencentcloud.iotexplorer.cli.commands"] = "lua/tencentcloud/iotexplorer/cli/commands.lua",
       ["tencentcloud.iotexplorer.cli.configure"] = "lua/tencentcloud/iotexplorer/cli/configure.lua",
+      ["tencentcloud.iotexplorer.cli.emulator"] = "lua/tencentcloud/iotexplorer/cli/emulator.lua",
+      ["tencentcloud.iotexplorer.cli.format"] = "lua/tencentcloud/iotexplorer/cli/format.lua",
+      ["tencentcloud.iotexplorer.cli.help"] = "lua/tencentcloud/iotexplorer/cli/help.lua",
+      ["tencentcloud.iotexplorer.cli.many"] = "lua/tencentcloud/iotexplorer/cli/many.lua",
+      ["tencentcloud.iotexplorer.cli.progress"] = "lua/tencentcloud/iotexplorer/cli/progress.lua",
       ["tencentcloud.iotexplorer.credentials"] = "lua/tencentcloud/iotexplorer/credentials/init.lua",
       ["tencentcloud.iotexplorer.credentials.assume_role"] = "lua/tencentcloud/iotexplorer/credentials/assume_role.lua",
       ["tencentcloud.iotexplorer.credentials.custom"] = "lua/tencentcloud/iotexplorer/credentials/custom.lua",
@@ -75,6 +83,7 @@ build = {
       ["tencentcloud.iotexplorer.emulator.wire"] = "lua/tencentcloud/iotexplorer/emulator/wire.lua",
       ["tencentcloud.iotexplorer.errors"] = "lua/tencentcloud/iotexplorer/errors.lua",
       ["tencentcloud.iotexplorer.limiter"] = "lua/tencentcloud/iotexplorer/limiter.lua",
+      ["tencentcloud.iotexplorer.many"] = "lua/tencentcloud/iotexplorer/many.lua",
       ["tencentcloud.iotexplorer.ngx"] = "lua/tencentcloud/iotexplorer/ngx.lua",
       ["tencentcloud.iotexplorer.ngx_http"] = "lua/tencentcloud/iotexplorer/ngx_http.lua",
       ["tencentcloud.iotexplorer.perform"] = "lua/tencentcloud/iotexplorer/perform.lua",

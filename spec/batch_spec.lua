@@ -169,6 +169,58 @@ describe("batch production helpers", function()
       assert.truthy(err.message:find("last error: InternalError", 1, true))
     end)
 
+    it("says which it waited for past the deadline: the batch, or the service", function()
+      local params = seed({ BatchCnt = 2, Status = 1 })
+      local _, err = client:wait_batch_production(params, { interval = 0.05, deadline = 0.3 })
+      assert.are.equal("batch", err.waiting_for)
+      assert.truthy(err.message:find("was not done within the deadline of 0.3s (last seen: Status 1", 1, true),
+        err.message)
+      -- Seen once, then the service stops answering: that is what the deadline reports, with the last status.
+      local c = new({ max_attempts = 1 })
+      local polls = 0
+      _, err = c:wait_batch_production(params, { interval = 0.05, deadline = 0.4, on_progress = function()
+        polls = polls + 1
+        emu:fault({ kind = "status", status = 503, count = 0, action = "DescribeBatchProduction" })
+      end })
+      c:close()
+      assert.are.equal(1, polls)
+      assert.are.equal("service", err.waiting_for)
+      assert.truthy(err.message:find("the service did not answer for batch " .. params.BatchProductionId, 1, true),
+        err.message)
+      assert.truthy(err.message:find("last error: InternalError", 1, true), err.message)
+      assert.truthy(err.message:find("(last seen: Status 1", 1, true), err.message)
+    end)
+
+    it("reports each failed poll to on_retry, which may cancel", function()
+      local c = new({ max_attempts = 1 })
+      emu:fault({ kind = "status", status = 503, count = 2, action = "DescribeBatchProduction" })
+      local codes = {}
+      local res = assert(c:wait_batch_production(DOC_BATCH, { interval = 0.02, deadline = 5,
+        on_retry = function(e, elapsed)
+          codes[#codes + 1] = e.code
+          assert.is_number(elapsed)
+        end }))
+      assert.are.equal(3, res.Status)
+      assert.are.same({ "InternalError", "InternalError" }, codes)
+      emu:fault({ kind = "status", status = 503, count = 0, action = "DescribeBatchProduction" })
+      local _, err = c:wait_batch_production(DOC_BATCH, { interval = 0.02, on_retry = function() return false end })
+      c:close()
+      assert.are.equal("ClientError.Cancelled", err.code)
+    end)
+
+    it("calls on_tick at least every second while it pauses", function()
+      local params = seed({ BatchCnt = 1, Status = 1 })
+      local ticks = {}
+      local _, err = client:wait_batch_production(params, { interval = 5, deadline = 2.5,
+        on_tick = function(elapsed) ticks[#ticks + 1] = elapsed end })
+      assert.are.equal("ClientError.Timeout", err.code)
+      assert.are.equal(1, emu:counters().by_action.DescribeBatchProduction)
+      assert.is_true(#ticks >= 2 and #ticks <= 4, "ticks: " .. #ticks)
+      for i = 2, #ticks do
+        assert.is_true(ticks[i] - ticks[i - 1] <= 1.5, "a tick came late: " .. (ticks[i] - ticks[i - 1]))
+      end
+    end)
+
     it("stops at the first error that retrying cannot fix", function()
       local _, err = client:wait_batch_production({ ProductId = PRODUCT, BatchProductionId = "LC-missing0" })
       assert.are.equal("ResourceNotFound.BatchProductionNotExist", err.code)

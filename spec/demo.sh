@@ -37,7 +37,9 @@ emu_pid=$!
 exec 9> "$tmp/hold"
 url=
 for _ in $(seq 100); do
-  url=$(sed -n 's/^EMULATOR_READY //p' "$tmp/emulator.log")
+  # The export lines follow EMULATOR_READY; the endpoint's is the last of them.
+  grep -q '^export TENCENTCLOUD_IOTEXPLORER_ENDPOINT=' "$tmp/emulator.log" 2>/dev/null &&
+    url=$(sed -n 's/^EMULATOR_READY //p' "$tmp/emulator.log")
   [ -n "$url" ] && break
   kill -0 "$emu_pid" 2>/dev/null || break
   sleep 0.1
@@ -49,10 +51,8 @@ if [ -z "$url" ]; then
 fi
 echo "listening on $url (pid $emu_pid)"
 echo "Every command below also gets --endpoint $url; the emulator's credentials and region"
-echo "come from the environment, as they would for the real service:"
-export TENCENTCLOUD_SECRET_ID=AKIDLOCALEMULATOR0000000000000000000
-export TENCENTCLOUD_SECRET_KEY=LocalEmulatorSecretKey0000000000
-export TENCENTCLOUD_REGION=ap-guangzhou
+echo "come from the environment (the export lines it printed), as they would for the real service:"
+eval "$(grep '^export ' "$tmp/emulator.log")"
 echo "  TENCENTCLOUD_SECRET_ID=$TENCENTCLOUD_SECRET_ID TENCENTCLOUD_SECRET_KEY=*** TENCENTCLOUD_REGION=$TENCENTCLOUD_REGION"
 
 step "The documented sample batch"

@@ -90,7 +90,7 @@ static int fail_signing(lua_State *L, tc3_status st) {
 typedef struct header { const char *name, *value; size_t value_len; } header;
 
 typedef struct header_list {
-    header h[MAX_HEADERS];
+    header h[CALL_MAX_HEADERS];
     int n;
     char stamp[24];                    /* the X-TC-Timestamp value */
 } header_list;
@@ -205,7 +205,7 @@ int core_sign(lua_State *L) {
         if (st != TC3_OK) return fail_signing(L, st);
     }
 
-    lua_createtable(L, 0, MAX_HEADERS);
+    lua_createtable(L, 0, CALL_MAX_HEADERS);
     set_headers(L, box->signer, &tg, &in, lua_gettop(L));
     if (in.unsigned_request) return 1;
     push_signing_parts(L, box->signer);
@@ -308,25 +308,20 @@ static int encode_request(lua_State *L, session *s, int t) {
     return 2;
 }
 
-/* core.call(session, { secret_id, secret_key, token?, timestamp?, action, version, params? | body?,
- *                      timeout?, fresh_connection?, unsigned? }) -> Response | nil, err */
-int core_call(lua_State *L) {
-    session *s = check_session(L);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    if (session_unusable(L, s)) return 2;
+int call_build(lua_State *L, session *s, int t, const char **lines, http_request *out) {
     if (!s->target.host.s) luaL_error(L, "this session has no host: give new_session a host to call the API");
     call_input in;
     memset(&in, 0, sizeof in);
-    read_input(L, 2, &in);
+    read_input(L, t, &in);
     in.content_type = (lstr){ CONTENT_TYPE, sizeof CONTENT_TYPE - 1 };
     in.signed_headers = (lstr){ SIGNED_HEADERS, sizeof SIGNED_HEADERS - 1 };
     in.method = (lstr){ "POST", 4 };
-    long timeout_ms = arg_seconds(L, 2, "timeout");
-    int fresh = arg_boolean(L, 2, "fresh_connection");
+    long timeout_ms = arg_seconds(L, t, "timeout");
+    int fresh = arg_boolean(L, t, "fresh_connection");
     lstr body;
-    lua_getfield(L, 2, "params");
+    lua_getfield(L, t, "params");
     int params = lua_gettop(L);
-    int has_body = arg_string(L, 2, "body", 0, ANY_BYTES, &body);
+    int has_body = arg_string(L, t, "body", 0, ANY_BYTES, &body);
     if (has_body && !lua_isnil(L, params)) luaL_error(L, "bad request (params or body, not both)");
     if (!has_body) {
         if (lua_isnil(L, params)) {
@@ -343,25 +338,46 @@ int core_call(lua_State *L) {
         tc3_status st = sign_input(s->signer, &s->target, &in, body.s, body.len);
         if (st != TC3_OK) return fail_signing(L, st);
     }
-    const char *lines[MAX_HEADERS];
     int n = request_lines(s, &in, lines);
     if (n < 0) return fail_signing(L, TC3_NO_MEMORY);
-    watch w;
-    if (watch_begin(L, &w, s->interruptible)) return 2;
     http_request req = {
         .method = "POST", .url = s->target.url.s, .headers = lines, .header_count = (size_t)n, .body = body.s,
-        .body_len = body.len, .timeout_ms = timeout_ms, .fresh_connection = fresh, .stop = watch_flag(&w),
+        .body_len = body.len, .timeout_ms = timeout_ms, .fresh_connection = fresh,
     };
-    http_result r;
-    s->busy = 1;
-    http_status hs = http_perform(s->http, &req, &r);
-    s->busy = 0;
-    int results = hs != HTTP_OK ? transport_failure(L, &r) : decode_response(L, &r);
-    if (s->close_pending) session_release(s);      /* r.body lives in the session: release after decoding */
+    *out = req;
+    return 0;
+}
+
+int call_result(lua_State *L, http_status hs, const http_result *r) {
+    return hs != HTTP_OK ? transport_failure(L, r) : decode_response(L, r);
+}
+
+void call_trim_body(session *s) {
     if (s->body.cap > KEEP_BODY_BUFFER) {          /* one huge request does not pin its memory */
         OPENSSL_cleanse(s->body.data, s->body.cap);
         jsonenc_buf_free(&s->body);
     }
+}
+
+/* core.call(session, { secret_id, secret_key, token?, timestamp?, action, version, params? | body?,
+ *                      timeout?, fresh_connection?, unsigned? }) -> Response | nil, err */
+int core_call(lua_State *L) {
+    session *s = check_session(L);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (session_unusable(L, s)) return 2;
+    const char *lines[CALL_MAX_HEADERS];
+    http_request req;
+    if (call_build(L, s, 2, lines, &req)) return 2;
+    watch w;
+    if (watch_begin(L, &w, s->interruptible)) return 2;
+    req.stop = watch_flag(&w);
+    http_result r;
+    s->busy = 1;
+    http_status hs = http_perform(s->http, &req, &r);
+    s->busy = 0;
+    int results = call_result(L, hs, &r);
+    if (s->close_pending) session_release(s);      /* r.body lives in the session: release after decoding */
+    call_trim_body(s);
     watch_end(&w);
     return results;
 }

@@ -3,6 +3,7 @@
  * The return convention and the division into files are described in lcore.h. */
 #define _POSIX_C_SOURCE 200809L
 #include "lcore.h"
+#include "multi.h"
 #include "signals.h"
 
 #include <errno.h>
@@ -159,6 +160,7 @@ int luaopen_tencentcloud_iotexplorer_core(lua_State *L) {
     static const luaL_Reg functions[] = {
         { "sign", core_sign }, { "new_session", core_new_session },
         { "call", core_call }, { "download", core_download }, { "http_get", core_http_get },
+        { "new_multi", core_new_multi },
         { "signer", core_signer }, { "decode_response", core_decode_response },
         /* the fuzzers' name for it, from when it was a test hook */
         { "_decode_response", core_decode_response },
@@ -200,6 +202,7 @@ int luaopen_tencentcloud_iotexplorer_core(lua_State *L) {
     lua_pushboolean(L, 0);             /* nan, inf and 0x10 in a response are not JSON: ParseJsonError */
     lua_call(L, 1, 0);
 
+    multi_open(L);
     luaL_setfuncs(L, functions, 2);
     lua_pushcfunction(L, core_now);
     lua_setfield(L, -2, "now");

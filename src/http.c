@@ -19,7 +19,9 @@ struct http_session {
     size_t date_len;
     int64_t date_value;
     long timeout_ms, connect_timeout_ms;
-    const http_request *current;       /* the request being performed, for streaming callbacks */
+    const http_request *current;       /* &req while a request runs, for the callbacks; else NULL */
+    http_request req;                  /* the running request's callbacks and limits (its strings may be gone) */
+    struct curl_slist *headers;        /* the running request's header list */
     int aborted, interrupted;
     int64_t streamed;                  /* body bytes handed to on_data in this transfer */
     char *proxy;                       /* the session's proxy, to restore after a direct request */
@@ -164,9 +166,36 @@ http_session *http_session_new(const http_options *o, char *message, size_t mess
     return s;
 }
 
+http_session *http_session_clone(const http_session *src, char *message, size_t message_size) {
+    http_session *s = calloc(1, sizeof *s);
+    if (!s || !(s->curl = curl_easy_duphandle(src->curl))) {
+        free(s);
+        snprintf(message, message_size, "out of memory copying a libcurl handle");
+        return NULL;
+    }
+    s->max_body = src->max_body;
+    s->timeout_ms = src->timeout_ms;
+    s->connect_timeout_ms = src->connect_timeout_ms;
+    /* The copy still points its callbacks' data at the original: point them at itself. */
+    CURL *c = s->curl;
+    CURLcode rc = curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
+    if (rc == CURLE_OK) rc = curl_easy_setopt(c, CURLOPT_HEADERDATA, s);
+    if (rc == CURLE_OK) rc = curl_easy_setopt(c, CURLOPT_XFERINFODATA, s);
+    if (rc == CURLE_OK) rc = curl_easy_setopt(c, CURLOPT_ERRORBUFFER, s->curl_message);
+    if (rc == CURLE_OK) rc = curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    if (rc == CURLE_OK && src->proxy && !(s->proxy = strdup(src->proxy))) rc = CURLE_OUT_OF_MEMORY;
+    if (rc != CURLE_OK) {
+        snprintf(message, message_size, "libcurl refused an option: %s", curl_easy_strerror(rc));
+        http_session_free(s);
+        return NULL;
+    }
+    return s;
+}
+
 void http_session_free(http_session *s) {
     if (!s) return;
     if (s->curl) curl_easy_cleanup(s->curl);
+    curl_slist_free_all(s->headers);
     free(s->body);
     free(s->proxy);
     free(s);
@@ -181,7 +210,7 @@ static http_status classify(http_session *s, CURLcode rc) {
     return HTTP_NETWORK;
 }
 
-http_status http_perform(http_session *s, const http_request *req, http_result *r) {
+http_status http_begin(http_session *s, const http_request *req, http_result *r) {
     memset(r, 0, sizeof *r);
     r->server_date = -1;
     s->body_len = 0;
@@ -190,14 +219,12 @@ http_status http_perform(http_session *s, const http_request *req, http_result *
     s->streamed = 0;
     s->server_date = -1;
     s->curl_message[0] = '\0';
-    s->current = req;
 
     struct curl_slist *list = NULL;
     for (size_t i = 0; i < req->header_count; i++) {
         struct curl_slist *next = curl_slist_append(list, req->headers[i]);
         if (!next) {
             curl_slist_free_all(list);
-            s->current = NULL;
             r->status = HTTP_NO_MEMORY;
             snprintf(r->message, sizeof r->message, "out of memory building request headers");
             return r->status;
@@ -214,7 +241,15 @@ http_status http_perform(http_session *s, const http_request *req, http_result *
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, list);
     if (post) {
         curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        if (req->copy_body &&
+            curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, req->body ? req->body : "") != CURLE_OK) {
+            curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+            curl_slist_free_all(list);
+            r->status = HTTP_NO_MEMORY;
+            snprintf(r->message, sizeof r->message, "out of memory copying the request body");
+            return r->status;
+        }
+        if (!req->copy_body) curl_easy_setopt(c, CURLOPT_POSTFIELDS, req->body ? req->body : "");
     } else {
         curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
     }
@@ -230,7 +265,21 @@ http_status http_perform(http_session *s, const http_request *req, http_result *
     }
     curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, req->fresh_connection ? 1L : 0L);
 
-    CURLcode rc = req->stop && *req->stop ? CURLE_ABORTED_BY_CALLBACK : curl_easy_perform(c);
+    s->req = *req;
+    s->req.url = NULL;                 /* only the callbacks and limits are read from here on */
+    s->req.headers = NULL;
+    s->req.body = NULL;
+    s->current = &s->req;
+    s->headers = list;
+    return HTTP_OK;
+}
+
+void *http_easy(http_session *s) { return s->curl; }
+
+http_status http_end(http_session *s, int curl_code, http_result *r) {
+    CURL *c = s->curl;
+    const http_request *req = &s->req;
+    CURLcode rc = (CURLcode)curl_code;
     if (req->stop && *req->stop) s->interrupted = 1;
     if (req->direct) {                 /* back to the session's own proxy settings */
         curl_easy_setopt(c, CURLOPT_PROXY, s->proxy);
@@ -238,7 +287,8 @@ http_status http_perform(http_session *s, const http_request *req, http_result *
     }
 
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);   /* the list dies here; do not leave it dangling */
-    curl_slist_free_all(list);
+    curl_slist_free_all(s->headers);
+    s->headers = NULL;
     s->current = NULL;
 
     long request_size = 0;
@@ -263,4 +313,10 @@ http_status http_perform(http_session *s, const http_request *req, http_result *
         snprintf(r->message, sizeof r->message, "%s (curl %d)%s%s", curl_easy_strerror(rc), (int)rc,
                  s->curl_message[0] ? ": " : "", s->curl_message);
     return r->status;
+}
+
+http_status http_perform(http_session *s, const http_request *req, http_result *r) {
+    if (http_begin(s, req, r) != HTTP_OK) return r->status;
+    int rc = req->stop && *req->stop ? CURLE_ABORTED_BY_CALLBACK : (int)curl_easy_perform(s->curl);
+    return http_end(s, rc, r);
 }

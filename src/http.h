@@ -40,6 +40,8 @@ typedef struct http_request {
     /* A new connection for this request. libcurl resends a request by itself when a reused
      * connection turns out dead before any answer: harmless for reads, a duplicate for writes. */
     int fresh_connection;
+    /* libcurl keeps its own copy of the body: for a request that outlives the caller's buffer (multi). */
+    int copy_body;
     /* Streaming (GET downloads): when set, body bytes go here, with the response's status code, instead
      * of the session buffer; progress reports totals as they grow. Nonzero from either aborts. */
     int (*on_data)(void *ctx, long status, const char *data, size_t len);
@@ -69,6 +71,18 @@ void http_session_free(http_session *s);  /* NULL is fine */
 
 /* Performs one request. Returns r->status; on HTTP_OK the response fields are set. */
 http_status http_perform(http_session *s, const http_request *req, http_result *r);
+
+/* The same request in steps, for a multi handle: http_begin sets s's easy handle up for req (its header list
+ * lives in s until http_end; req itself may go once it returns, unless it streams); the caller adds
+ * http_easy(s) (a CURL *) to its multi handle and, once libcurl reports the transfer done with code
+ * curl_code, calls http_end, which fills r as http_perform would. After a failed http_begin (r->status set),
+ * no http_end. A transfer removed unfinished ends the same way, with any failing code. */
+http_status http_begin(http_session *s, const http_request *req, http_result *r);
+void *http_easy(http_session *s);
+http_status http_end(http_session *s, int curl_code, http_result *r);
+
+/* A new session with the options of src (CA, proxy, timeouts, limits) and nothing of its state. */
+http_session *http_session_clone(const http_session *src, char *message, size_t message_size);
 
 /* A response header line as libcurl hands it over ("Date: Tue, 15 Nov 1994 08:12:31 GMT\r\n", not
  * NUL-terminated): the date as Unix seconds, or -1 when it is not a Date line, does not parse or is before 1970. */

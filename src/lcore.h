@@ -87,25 +87,6 @@ int arg_boolean(lua_State *L, int t, const char *field);   /* nil is false; anyt
 void arg_known(lua_State *L, int t, const char *what, const char *const *known);
 int is_http_url(const lstr *url);      /* "http://" or "https://" (any case) and something after it */
 
-/* ---- a signed request (call.c): what changes per request, its signing and its one header list ---- */
-
-#define MAX_HEADERS 16
-/* What changes from one request to the next; the rest is the target's. */
-typedef struct call_input {
-    lstr secret_id, secret_key, token, action, version, content_type, signed_headers, method, query;
-    int64_t timestamp;
-    int unsigned_request;              /* Authorization: SKIP (STS AssumeRoleWithWebIdentity) */
-} call_input;
-
-/* Signs the request in (to tg, with this payload) into signer; core.call, core.sign and the bound signer. */
-tc3_status sign_input(tc3_signer *signer, const target *tg, const call_input *in, const char *payload,
-                      size_t payload_len);
-/* The headers of one request (call.c's one list, the lines core.call sends) written into the table at
- * index t: core.sign, the bound signer. A signed request's signer must hold its signature. */
-void set_headers(lua_State *L, const tc3_signer *signer, const target *tg, const call_input *in, int t);
-/* Pushes { canonical_request, string_to_sign, signature } of the signer's last signature. */
-void push_signing_parts(lua_State *L, const tc3_signer *signer);
-
 /* ---- sessions (session.c) ---- */
 
 session *check_session(lua_State *L);
@@ -131,6 +112,39 @@ void watch_end(watch *w);
 const volatile sig_atomic_t *watch_flag(const watch *w);    /* NULL when not watching */
 int watch_signal(void);                            /* the signal that arrived, 0 for none */
 void push_interrupted(lua_State *L, int sent);     /* nil, { code = ClientError.Interrupted, signal, sent } */
+
+/* ---- building a call (call.c) ---- */
+
+#define CALL_MAX_HEADERS 16
+
+/* Reads core.call's request table at index t, signs it with the session's signer and target and fills req:
+ * the header lines in `lines` (CALL_MAX_HEADERS of room; their text in the session's scratch buffer), the
+ * body and other strings left on the Lua stack. Raises on misuse like core.call. Returns 0, or 2 with nil,
+ * err pushed. The session must be usable (session_unusable). */
+int call_build(lua_State *L, session *s, int t, const char **lines, http_request *req);
+/* Pushes what core.call returns for a finished transfer: the Response (1), or nil, err (2); working values
+ * may stay below them on the stack. */
+int call_result(lua_State *L, http_status hs, const http_result *r);
+/* After a request left the session's body buffer (sent, or copied by libcurl): frees the buffer if one huge
+ * request grew it. */
+void call_trim_body(session *s);
+
+/* What a signed request is made of, shared with the bound signer (lsigner.c): what changes from one request
+ * to the next (the rest is the target's), its signing and its one header list. */
+typedef struct call_input {
+    lstr secret_id, secret_key, token, action, version, content_type, signed_headers, method, query;
+    int64_t timestamp;
+    int unsigned_request;              /* Authorization: SKIP (STS AssumeRoleWithWebIdentity) */
+} call_input;
+
+/* Signs the request in (to tg, with this payload) into signer; core.call, core.sign and the bound signer. */
+tc3_status sign_input(tc3_signer *signer, const target *tg, const call_input *in, const char *payload,
+                      size_t payload_len);
+/* The headers of one request (call.c's one list, the lines core.call sends) written into the table at
+ * index t: core.sign, the bound signer. A signed request's signer must hold its signature. */
+void set_headers(lua_State *L, const tc3_signer *signer, const target *tg, const call_input *in, int t);
+/* Pushes { canonical_request, string_to_sign, signature } of the signer's last signature. */
+void push_signing_parts(lua_State *L, const tc3_signer *signer);
 
 /* ---- the functions the module exports ---- */
 

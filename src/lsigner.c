@@ -104,7 +104,7 @@ static int signer_explain(lua_State *L) {
     lua_settop(L, 5);
     call_input in;
     sign_args(L, b, &in);
-    lua_createtable(L, 0, MAX_HEADERS);
+    lua_createtable(L, 0, CALL_MAX_HEADERS);
     set_headers(L, b->signer, &b->tg, &in, lua_gettop(L));
     push_signing_parts(L, b->signer);
     return 2;

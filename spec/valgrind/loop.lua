@@ -58,7 +58,7 @@ for i = 1, calls do
     req = request("LC-ya6zinv9")
     req.params.f = print
     local res, err = core.call(session, req)
-    if res or err.field ~= "params" then fail(i, "params holding a function were not refused") end
+    if res or err.field ~= "f" then fail(i, "params holding a function were not refused") end
     counts.input_error = counts.input_error + 1
   elseif i % 10 == 0 then
     -- An API error envelope: the error table path of the decoder.

@@ -160,6 +160,45 @@ for _, a in ipairs(actions.list) do
   actions.by_method[a.method] = a
 end
 
+-- STS (service sts, version 2018-08-13): the two actions that issue temporary keys, for the assumed-role
+-- credential sources and the emulator's STS room. Not iotexplorer actions: no typed method, no command.
+local function sts_action(name, params)
+  local a = { name = name, params = params, param_by_name = {}, write = false }
+  for _, p in ipairs(params) do a.param_by_name[p.name] = p end
+  return a
+end
+
+actions.sts = {
+  SERVICE = "sts",
+  VERSION = "2018-08-13",
+  HOST = "sts.tencentcloudapi.com",
+  DEFAULT_REGION = "ap-guangzhou",
+  DEFAULT_DURATION = 7200,
+  MAX_DURATION = 43200,
+}
+actions.sts.DEFAULT_ENDPOINT = "https://" .. actions.sts.HOST
+actions.sts.by_name = {
+  -- Signed with the credential the rest of the chain yields.
+  AssumeRole = sts_action("AssumeRole", {
+    { name = "RoleArn", type = "String", required = true },
+    { name = "RoleSessionName", type = "String", required = true },
+    { name = "DurationSeconds", type = "Integer", min = 1, max = actions.sts.MAX_DURATION },
+    { name = "Policy", type = "String" },
+    { name = "ExternalId", type = "String" },
+    { name = "Tags", type = "Array" },
+    { name = "SourceIdentity", type = "String" },
+  }),
+  -- Sent unsigned (Authorization: SKIP): the web-identity token is the proof.
+  AssumeRoleWithWebIdentity = sts_action("AssumeRoleWithWebIdentity", {
+    { name = "ProviderId", type = "String", required = true },
+    { name = "WebIdentityToken", type = "String", required = true },
+    { name = "RoleArn", type = "String", required = true },
+    { name = "RoleSessionName", type = "String", required = true },
+    { name = "DurationSeconds", type = "Integer", min = 1, max = actions.sts.MAX_DURATION },
+  }),
+}
+actions.sts.by_name.AssumeRole.signed = true
+
 actions.region_set = {}
 for _, r in ipairs(actions.REGIONS) do
   actions.region_set[r] = true

@@ -103,14 +103,52 @@ end
 
 local WAIT_OPTIONS = {
   deadline = "seconds", interval = "seconds", max_interval = "seconds", on_progress = "function",
+  on_retry = "function", on_tick = "function",
 }
+
+-- The longest a pause runs without calling on_tick (and looking for an interrupt).
+batch.TICK = 1
+
+local function interrupted()
+  local sig = core.interrupted and core.interrupted()
+  if sig then
+    return errors.new(errors.INTERRUPTED, "interrupted by signal " .. tostring(sig), { signal = sig })
+  end
+end
+
+-- Why the wait ran out of time, in words: the batch is not done yet (its last Status), or the service has
+-- not been answering (the last error). err.waiting_for is "batch" or "service" accordingly.
+local function deadline_error(params, deadline, polls, last, last_err)
+  local id = tostring(params and params.BatchProductionId)
+  local msg, waiting_for
+  if last_err then
+    waiting_for = "service"
+    msg = string.format("the service did not answer for batch %s within the deadline of %gs; last error: %s",
+      id, deadline, tostring(last_err))
+    if last then
+      msg = msg .. " (last seen: " .. batch.describe_status(last) .. ")"
+    end
+  else
+    waiting_for = "batch"
+    msg = string.format("batch %s was not done within the deadline of %gs", id, deadline)
+    if last then
+      msg = msg .. " (last seen: " .. batch.describe_status(last) .. ")"
+    end
+  end
+  return errors.new(errors.TIMEOUT, msg, {
+    deadline = true, waiting_for = waiting_for, response = last, cause = last_err, attempts = polls,
+  })
+end
 
 -- Polls DescribeBatchProduction until Status 3 (returns that response), a non-empty
 -- LastFailedReason (ClientError.BatchFailed) or the deadline (ClientError.Timeout).
 -- opts: deadline (600 s), interval (1 s, the first pause), max_interval (10 s),
--- on_progress(res, elapsed) after every answer; it may return false to stop.
+-- on_progress(res, elapsed) after every answer; on_retry(err, elapsed) after a poll that failed
+-- and will be tried again; on_tick(elapsed) at least every batch.TICK seconds while pausing.
+-- Each may return false to stop (ClientError.Cancelled).
 -- Errors the client could not retry away end the wait; retryable ones (the network
 -- went away for longer than the client's own retries) only make it poll again later.
+-- When the core traps signals, an interrupt ends the pause within batch.TICK (ClientError.Interrupted).
 function batch.wait(client, params, opts)
   if not is_client(client) then
     return fail(invalid("self", "call methods with a colon: client:wait_batch_production(...)"))
@@ -129,16 +167,7 @@ function batch.wait(client, params, opts)
   while true do
     local remaining = deadline - (now() - started)
     if remaining <= 0 then
-      local msg = string.format("batch %s was not done within the deadline of %gs",
-        tostring(params and params.BatchProductionId), deadline)
-      if last then
-        msg = msg .. " (last seen: " .. batch.describe_status(last) .. ")"
-      elseif last_err then
-        msg = msg .. "; last error: " .. tostring(last_err)
-      end
-      return nil, errors.new(errors.TIMEOUT, msg, {
-        deadline = true, response = last, cause = last_err, attempts = polls,
-      })
+      return nil, deadline_error(params, deadline, polls, last, last_err)
     end
 
     local res
@@ -156,16 +185,37 @@ function batch.wait(client, params, opts)
       if res.Status == 3 then
         return res
       end
+    elseif err.code == errors.INTERRUPTED then
+      return fail(err, polls)
     elseif err.retryable and not err.deadline then
       last_err = err
-    elseif not err.deadline then
+      err = report(o.on_retry, err, now() - started)
+      if err then
+        return fail(err, polls)
+      end
+    elseif err.deadline then
+      -- The call ran into the wait's own deadline: the service was still being waited for.
+      last_err = err.cause or last_err or err
+    else
       return fail(err, polls)
     end
-    -- A deadline error from the call itself loops back to the Timeout above.
 
-    remaining = deadline - (now() - started)
-    if remaining > 0 then
-      sleep(math.min(pause, remaining))
+    -- The pause, in slices of at most batch.TICK so that progress can tick and an interrupt is seen.
+    local pause_ends = math.min(now() + pause, started + deadline)
+    while true do
+      err = interrupted()
+      if err then
+        return fail(err, polls)
+      end
+      local left = pause_ends - now()
+      if left <= 0 then
+        break
+      end
+      sleep(math.min(left, batch.TICK))
+      err = interrupted() or report(o.on_tick, now() - started)
+      if err then
+        return fail(err, polls)
+      end
     end
     pause = math.min(pause * 1.5, max_pause)
   end

@@ -27,6 +27,8 @@ errors.BATCH_NOT_READY = "ClientError.BatchNotReady"
 errors.CANCELLED = "ClientError.Cancelled"
 errors.CALLBACK_ERROR = "ClientError.CallbackError"
 errors.FILE_ERROR = "ClientError.FileError"
+-- A SIGINT or SIGTERM ended the operation (err.signal: 2 or 15).
+errors.INTERRUPTED = "ClientError.Interrupted"
 
 local Error = {}
 Error.__index = Error

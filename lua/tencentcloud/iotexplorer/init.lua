@@ -17,6 +17,7 @@ local errors = require("tencentcloud.iotexplorer.errors")
 local retry = require("tencentcloud.iotexplorer.retry")
 local credentials = require("tencentcloud.iotexplorer.credentials")
 local limiter = require("tencentcloud.iotexplorer.limiter")
+local many = require("tencentcloud.iotexplorer.many")
 
 local iot = {
   _VERSION = "0.1.0",
@@ -263,6 +264,7 @@ function Client:close()
   if not self.closed then
     self.closed = true
     private[self].session:close()
+    many.close(self)
     if private[self].close_transport then
       private[self].close_transport()
     end
@@ -283,6 +285,9 @@ end
 local perform = require("tencentcloud.iotexplorer.perform")
 perform.init(private)
 Client._perform = perform.run
+
+-- Many calls of one action at once: client:call_many, client:describe_batch_productions (many.lua).
+many.extend(Client, private)
 
 -- ----------------------------------------------------------------------------
 -- Methods.

@@ -52,6 +52,11 @@ local function phase()
   return ngx.get_phase()
 end
 
+-- True where call_many may run its items in light threads: phases whose calls go to the thread pool.
+function M.can_spawn()
+  return THREADABLE[phase()] == true
+end
+
 -- ----------------------------------------------------------------------------
 -- Sleeping
 

@@ -3,6 +3,7 @@
 -- an assumed role are fetched when a command needs them, and the listing says so).
 local actions = require("tencentcloud.iotexplorer.actions")
 local credentials = require("tencentcloud.iotexplorer.credentials")
+local defaults = require("tencentcloud.iotexplorer.defaults")
 
 local configure = {}
 
@@ -98,13 +99,13 @@ function configure.list(options, out, env)
     row("role_arn", role_arn, role_source .. " (assumed when a command runs)")
   end
 
-  local env_region, env_region_source = from_env(getenv, "TENCENTCLOUD_REGION")
+  local env_region, env_region_source = from_env(getenv, defaults.region_variable)
   local region, region_source = first(options.region, "--region", env_region, env_region_source,
     conf.region, tccli_source)
   row("region", region, region_source)
   local output, output_source = first(options.output, "--output", conf.output, tccli_source)
   row("output", output or "json", output_source or "default")
-  local env_endpoint, env_endpoint_source = from_env(getenv, "TENCENTCLOUD_IOTEXPLORER_ENDPOINT")
+  local env_endpoint, env_endpoint_source = from_env(getenv, defaults.endpoint_variable)
   local endpoint, endpoint_source = first(options.endpoint, "--endpoint", env_endpoint, env_endpoint_source,
     conf.endpoint, tccli_source)
   row("endpoint", endpoint or actions.DEFAULT_ENDPOINT, endpoint_source or "default")

@@ -236,8 +236,11 @@ local function check_options(o)
     return check.invalid("role_session_name", "role_session_name must be 2 to 128 characters of letters,"
       .. " digits and +=,.@_-")
   end
-  if o.sts_endpoint ~= nil and not sts.parse_endpoint(o.sts_endpoint) then
-    return check.invalid("sts_endpoint", "sts_endpoint must be an http:// or https:// URL without a path")
+  if o.sts_endpoint ~= nil then
+    local _, eerr = check.endpoint(o.sts_endpoint, "sts_endpoint")
+    if eerr then
+      return eerr
+    end
   end
   if o.sts_region ~= nil and not o.sts_region:find("^[a-z0-9-]+$") then
     return check.invalid("sts_region", "sts_region must look like \"ap-guangzhou\"")

@@ -5,41 +5,30 @@ local record = require("tencentcloud.iotexplorer.credentials.record")
 
 local sts = {}
 
-sts.DEFAULT_ENDPOINT = "https://sts.tencentcloudapi.com"
-sts.DEFAULT_REGION = "ap-guangzhou"
-sts.VERSION = "2018-08-13"
-sts.DEFAULT_DURATION = 7200
-sts.MAX_DURATION = 43200
+local facts = require("tencentcloud.iotexplorer.actions").sts
+local check = require("tencentcloud.iotexplorer.check")
+local defaults = require("tencentcloud.iotexplorer.defaults")
+
+sts.DEFAULT_ENDPOINT = facts.DEFAULT_ENDPOINT
+sts.DEFAULT_REGION = facts.DEFAULT_REGION
+sts.VERSION = facts.VERSION
+sts.DEFAULT_DURATION = facts.DEFAULT_DURATION
+sts.MAX_DURATION = facts.MAX_DURATION
 -- As in the Python SDK, an assumed role is treated as expiring at ExpiredTime - 0.9 * DurationSeconds: it is
 -- renewed after a tenth of its life, long before a clock or a slow refresh could matter.
 sts.EARLY_FRACTION = 0.9
-
--- scheme, host, port of an http(s)://host[:port] endpoint, or nil.
-function sts.parse_endpoint(url)
-  if type(url) ~= "string" then
-    return nil
-  end
-  local scheme, host, port = url:match("^(https?)://([%w.-]+):?(%d*)/?$")
-  if not scheme then
-    return nil
-  end
-  port = tonumber(port) or (scheme == "https" and 443 or 80)
-  if port < 1 or port > 65535 then
-    return nil
-  end
-  return scheme, host, port
-end
 
 -- The STS client of one chain for one region: a session made on first use, kept for the chain's life.
 function sts.new(ctx, region)
   local o = ctx.o
   local endpoint = o.sts_endpoint or sts.DEFAULT_ENDPOINT
-  local scheme, host, port = sts.parse_endpoint(endpoint)
-  local self = { endpoint = endpoint, region = region or o.sts_region or sts.DEFAULT_REGION, timeout = o.timeout or 10 }
+  local ep = assert(check.endpoint(endpoint, "sts_endpoint"))   -- checked by credentials.new
+  local self = { endpoint = endpoint, region = region or o.sts_region or sts.DEFAULT_REGION,
+                 timeout = o.timeout or defaults.timeout }
   local session, transport
   local session_opts = {
-    scheme = scheme, host = host, port = port, region = self.region, service = "sts",
-    timeout = self.timeout, connect_timeout = o.connect_timeout or 5,
+    scheme = ep.scheme, host = ep.host, port = ep.port, region = self.region, service = facts.SERVICE,
+    timeout = self.timeout, connect_timeout = o.connect_timeout or defaults.connect_timeout,
     ca_file = o.ca_file, ca_path = o.ca_path, proxy = o.proxy,
   }
   -- Inside nginx the call runs in the thread pool through a transport of its own (the client's talks to

@@ -29,37 +29,11 @@ local wire = require("tencentcloud.iotexplorer.emulator.wire")
 
 local M = {}
 
-M.SERVICE = "sts"
-M.VERSION = "2018-08-13"
-M.DEFAULT_DURATION = 7200
-M.MAX_DURATION = 43200
-
--- The two actions' parameters, in the shape check.params reads (see actions.lua).
-local function action(name, params)
-  local a = { name = name, params = params, param_by_name = {} }
-  for _, p in ipairs(params) do a.param_by_name[p.name] = p end
-  return a
-end
-
-M.actions = {
-  AssumeRole = action("AssumeRole", {
-    { name = "RoleArn", type = "String", required = true },
-    { name = "RoleSessionName", type = "String", required = true },
-    { name = "DurationSeconds", type = "Integer", min = 1, max = M.MAX_DURATION },
-    { name = "Policy", type = "String" },
-    { name = "ExternalId", type = "String" },
-    { name = "Tags", type = "Array" },
-    { name = "SourceIdentity", type = "String" },
-  }),
-  AssumeRoleWithWebIdentity = action("AssumeRoleWithWebIdentity", {
-    { name = "ProviderId", type = "String", required = true },
-    { name = "WebIdentityToken", type = "String", required = true },
-    { name = "RoleArn", type = "String", required = true },
-    { name = "RoleSessionName", type = "String", required = true },
-    { name = "DurationSeconds", type = "Integer", min = 1, max = M.MAX_DURATION },
-  }),
-}
-M.actions.AssumeRole.signed = true
+M.SERVICE = api.sts.SERVICE
+M.VERSION = api.sts.VERSION
+M.DEFAULT_DURATION = api.sts.DEFAULT_DURATION
+M.MAX_DURATION = api.sts.MAX_DURATION
+M.actions = api.sts.by_name
 
 local ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 local function random_text(n)
