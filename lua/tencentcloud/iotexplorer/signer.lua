@@ -2,7 +2,7 @@
 --
 --   local signer = require("tencentcloud.iotexplorer.signer")
 --   local s = assert(signer.new{ secret_id = ..., secret_key = ..., token = nil, region = "ap-guangzhou",
---                                host = "iotexplorer.tencentcloudapi.com", language = nil })
+--                                host = actions.HOST, language = nil })
 --   local authorization = s:sign(action, version, timestamp, payload)       -- timestamp nil: now
 --   local authorization, headers = s:sign(action, version, timestamp, payload, reused_table)
 --   local headers, parts = s:explain(action, version, timestamp, payload)  -- as core.sign returns
