@@ -17,6 +17,7 @@
 
 local actions = require("tencentcloud.iotexplorer.actions")
 local check = require("tencentcloud.iotexplorer.check")
+local defaults = require("tencentcloud.iotexplorer.defaults")
 local errors = require("tencentcloud.iotexplorer.errors")
 local commands = require("tencentcloud.iotexplorer.cli.commands")
 local format = require("tencentcloud.iotexplorer.cli.format")
@@ -151,12 +152,12 @@ local function settings(g)
     if v == "" then return nil end
     return v
   end
-  s.region = g.region or getenv("TENCENTCLOUD_REGION") or configured("region")
+  s.region = g.region or getenv(defaults.region_variable) or configured("region")
   s.output = g.output or configured("output")
   if s.output and not OUTPUT_SET[s.output] then
     s.output = nil   -- tccli knows formats tciot does not print
   end
-  s.endpoint = g.endpoint or getenv("TENCENTCLOUD_IOTEXPLORER_ENDPOINT") or configured("endpoint")
+  s.endpoint = g.endpoint or getenv(defaults.endpoint_variable) or configured("endpoint")
   s.language = g.language or configured("language")
   return s
 end

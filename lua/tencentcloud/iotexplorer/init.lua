@@ -292,7 +292,8 @@ many.extend(Client, private)
 -- ----------------------------------------------------------------------------
 -- Methods.
 
--- Checks shared by every method: open client, options, params table (the action's checks when it is known).
+-- Checks shared by every method: open client, options, params table; then, for an action of actions.lua,
+-- its table's checks (the request is returned), else a copy of the params as given (client:call).
 local function prepare(self, params, opts, action)
   if type(self) ~= "table" or getmetatable(self) ~= Client then
     return nil, nil, invalid("self", "call methods with a colon: client:method(...)")
@@ -313,15 +314,11 @@ local function prepare(self, params, opts, action)
   if not action then
     return shallow_copy(params), o
   end
-  if not actions.available_in(action, self.region) then
-    return nil, nil, invalid("region", action.name .. " is not available in region " .. self.region
-      .. " (use " .. table.concat(action.regions, ", ") .. ")")
+  local req, err = perform.checked_request(self.region, action, params)
+  if not req then
+    return nil, nil, err
   end
-  local p, perr = check.params(action, params)
-  if not p then
-    return nil, nil, perr
-  end
-  return p, o
+  return req, o
 end
 
 local function fail(err)
@@ -332,11 +329,11 @@ end
 -- One typed method per action of actions.lua, e.g. client:describe_batch_production(params, opts).
 local function typed_method(action)
   return function(self, params, opts)
-    local p, o, err = prepare(self, params, opts, action)
-    if not p then
+    local req, o, err = prepare(self, params, opts, action)
+    if not req then
       return fail(err)
     end
-    return self:_perform(action.name, perform.request(action.name, action.version, p), o)
+    return self:_perform(action.name, req, o)
   end
 end
 
@@ -352,7 +349,8 @@ end
 -- for before the body could see the error).
 local function pager(self, action, params, opts)
   local paged = action.paged
-  local p, o, err = prepare(self, params, opts, action)
+  local req, o, err = prepare(self, params, opts, action)
+  local p = req and req.params
   local done, page, index, last_page = false, nil, 1, false
   local offset, limit
   if p then

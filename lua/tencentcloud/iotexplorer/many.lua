@@ -78,15 +78,7 @@ local function prepare(client, action, params)
     end
     return perform.request(action, actions.VERSION, p)
   end
-  if not actions.available_in(a, client.region) then
-    return nil, invalid("region", action .. " is not available in region " .. tostring(client.region)
-      .. " (use " .. table.concat(a.regions, ", ") .. ")")
-  end
-  local p, err = check.params(a, params)
-  if not p then
-    return nil, err
-  end
-  return perform.request(action, a.version, p)
+  return perform.checked_request(client.region, a, params)
 end
 
 -- ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@
 
 local core = require("tencentcloud.iotexplorer.core")
 local actions = require("tencentcloud.iotexplorer.actions")
+local check = require("tencentcloud.iotexplorer.check")
 local errors = require("tencentcloud.iotexplorer.errors")
 local retry = require("tencentcloud.iotexplorer.retry")
 
@@ -26,6 +27,20 @@ end
 -- The core's request table for one action.
 function perform.request(action, version, params)
   return { action = action, version = version, params = params }
+end
+
+-- The request for an action of actions.lua, checked against its table: the region it exists in, then its
+-- parameters (check.params). Returns the request, or nil, err (nothing may be sent).
+function perform.checked_request(region, action, params)
+  if not actions.available_in(action, region) then
+    return nil, check.invalid("region", action.name .. " is not available in region " .. tostring(region)
+      .. " (use " .. table.concat(action.regions, ", ") .. ")")
+  end
+  local p, err = check.params(action, params)
+  if not p then
+    return nil, err
+  end
+  return perform.request(action.name, action.version, p)
 end
 
 local function core_call(p, req)
