@@ -2,7 +2,7 @@
  * many requests with the same key (the nginx transport, proxies). core.sign reads a dozen fields from a
  * table and builds two tables per call; a bound signer reads them once, so a signature costs tc3.c's work
  * plus one Lua string (the Authorization value). The signing and the header list are call.c's (sign_input,
- * build_headers), over the same target and call_input core.call uses: nothing here knows TC3. */
+ * set_headers), over the same target and call_input core.call uses: nothing here knows TC3. */
 #define _POSIX_C_SOURCE 200809L
 #include "lcore.h"
 
