@@ -17,9 +17,13 @@ Ships a local API emulator for offline development and the tciot command-line to
    license = "MIT",
    labels = { "tencentcloud", "iot", "api", "openresty" },
 }
+-- The client needs lua-cjson only; LuaSocket and luaossl serve the bundled emulator (`tciot emulator`, the
+-- specs), which says so when they are missing.
 dependencies = {
    "lua >= 5.1",
    "lua-cjson",
+   "luasocket",
+   "luaossl",
 }
 external_dependencies = {
    -- Checked by library name: Debian keeps curl/curl.h under a multiarch folder a header check misses.

@@ -66,7 +66,6 @@ credentials.METADATA_TIMEOUT = cvm_role.TIMEOUT
 credentials.DEFAULT_METADATA_ENDPOINT = cvm_role.DEFAULT_ENDPOINT
 credentials.SYSTEM_FILE = profile.SYSTEM_FILE
 credentials.parse_ini = profile.parse_ini
-credentials.check_value = record.check_value
 credentials.http_get = cvm_role.http_get
 credentials.tccli_configure = tccli.configure
 

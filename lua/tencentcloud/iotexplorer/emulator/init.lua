@@ -7,9 +7,20 @@
 --   state.lua     the world (credentials, products,    faults.lua    injected failures
 --                 batches, settings, clock)            counters.lua  what was counted; the rate windows
 -- This file: the request pipeline, `new`, `run` (a table of options) and `main` (argv).
-local socket = require("socket")
+
+-- LuaSocket and luaossl are the emulator's own dependencies (the client needs neither): when one is missing,
+-- say what to install instead of a bare "module not found".
+local function need(module)
+  local ok, m = pcall(require, module)
+  if not ok then
+    error("the emulator needs LuaSocket and luaossl (module '" .. module .. "' is missing): install them with"
+      .. " `apt-get install lua-socket lua-luaossl` (Debian) or `luarocks install luasocket luaossl`", 0)
+  end
+  return m
+end
+local socket = need("socket")
+local rand = need("openssl.rand")
 local cjson = require("cjson.safe")
-local rand = require("openssl.rand")
 local api = require("tencentcloud.iotexplorer.actions")
 local client_defaults = require("tencentcloud.iotexplorer.defaults")
 local defaults = require("tencentcloud.iotexplorer.emulator.defaults")
