@@ -190,8 +190,6 @@ function perform.run(self, action, fields, opts, invoke, sleep)
     client = self, p = p, action = action, fields = fields, invoke = invoke or core_call, sent = 0,
     timeout = opts.timeout or self.timeout, write = actions.is_write(action),
   }
-  -- The session's fixed values, until the core session holds them itself.
-  fields.endpoint, fields.region, fields.language = self.endpoint, self.region, self.language
   local res, err = retry.run(call)
   if res ~= nil then
     return res
