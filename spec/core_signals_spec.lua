@@ -29,6 +29,20 @@ elseif what == "download" then
   say("downloading")
   local res, err = core.download(s, { url = link, path = out .. "/devices.csv" })
   say("returned", tostring(res), err and err.code or "")
+elseif what == "after-call" then
+  assert(core.call(s, req))
+  say("called")
+  local stop = core.now() + 20
+  while core.now() < stop do end                              -- Lua code, no operation of ours
+  say("spun")
+elseif what == "ignored-after-call" then                       -- LuaJIT: ignore SIGTERM between two calls
+  assert(core.call(s, req))
+  local ffi = require("ffi")
+  ffi.cdef("typedef void (*tciot_handler)(int); tciot_handler signal(int, tciot_handler);")
+  ffi.C.signal(15, ffi.cast("tciot_handler", 1))               -- SIG_IGN
+  say("ignoring")
+  local res, err = core.call(s, req)
+  say("returned", tostring(res and res.BatchCnt), err and err.code or "")
 elseif what == "sleep" or what == "trap-sleep" then
   local ok, err = core.sleep(60, true)
   say("returned", tostring(ok), err and err.code or "", tostring(err and err.signal))
@@ -83,15 +97,20 @@ describe("signals", function()
     return text, core.now() - started
   end
 
+  -- The interpreter's own SIGINT handling ended the child promptly, before it printed `not_reached`.
+  local function assert_interpreter_interrupted(text, took, not_reached)
+    assert.is_true(took < LIMIT, "took " .. took .. " s")
+    assert.truthy(text:find("interrupted!", 1, true), text)
+    assert.falsy(text:find(not_reached, 1, true), text)
+    assert.truthy(text:find("exit=1", 1, true), text)
+  end
+
   it("SIGINT ends a slow call within a second, with the interpreter's own interruption", function()
     emu:fault{ kind = "delay", seconds = 20 }
     local pid, out = spawn("call")
     util.wait_for("the request to arrive", function() return emu:counters().requests >= 1 end)
     local text, took = interrupt(pid, out, "INT")
-    assert.is_true(took < LIMIT, "took " .. took .. " s")
-    assert.truthy(text:find("interrupted!", 1, true), text)
-    assert.falsy(text:find("done", 1, true), text)
-    assert.truthy(text:find("exit=1", 1, true), text)
+    assert_interpreter_interrupted(text, took, "done")
   end)
 
   it("SIGTERM ends a slow call, then the process as SIGTERM would", function()
@@ -115,6 +134,38 @@ describe("signals", function()
     assert.truthy(temporaries[1]:find("^%.tciot%-"), temporaries[1])   -- there was one while it ran
     assert.truthy(text:find("interrupted!", 1, true), text)
     assert.are.same({}, util.listing(dir .. "/out"))
+  end)
+
+  -- The handler stays installed after an operation (signals.c): outside one, the signal must reach what was
+  -- there before, as if the core had never run.
+  it("after a call, SIGINT reaches the interpreter's own handler", function()
+    local pid, out = spawn("after-call")
+    util.wait_for("the call to end", function() return (util.read_file(out) or ""):find("called", 1, true) end)
+    local text, took = interrupt(pid, out, "INT")
+    assert_interpreter_interrupted(text, took, "spun")
+  end)
+
+  it("after a call, SIGTERM ends the process as SIGTERM would", function()
+    local pid, out = spawn("after-call")
+    util.wait_for("the call to end", function() return (util.read_file(out) or ""):find("called", 1, true) end)
+    local text, took = interrupt(pid, out, "TERM")
+    assert.is_true(took < LIMIT, "took " .. took .. " s")
+    assert.falsy(text:find("spun", 1, true), text)
+    assert.truthy(text:find("exit=143", 1, true), text)
+  end)
+
+  it("a signal the host ignores since the last call stays ignored during the next", function()
+    if not jit then
+      return pending("needs LuaJIT's FFI to set SIG_IGN from Lua")
+    end
+    emu:fault{ kind = "delay", seconds = 1.5, count = 2 }
+    local pid, out = spawn("ignored-after-call")
+    util.wait_for("the second request", function()
+      return (util.read_file(out) or ""):find("ignoring", 1, true) and emu:counters().requests >= 2
+    end)
+    local text = interrupt(pid, out, "TERM")
+    assert.truthy(text:find("returned 3 \n"), text)                 -- the call ran to its end
+    assert.truthy(text:find("done\nexit=0"), text)
   end)
 
   it("SIGINT ends core.sleep within a second", function()
@@ -148,7 +199,7 @@ describe("signals", function()
   end)
 
   it("a session that is not interruptible leaves the signal to the host at once (nginx)", function()
-    -- In this process: no handler of ours is installed outside an interruptible operation.
+    -- In this process: a handler of ours passes signals on outside an interruptible operation.
     local s = assert(core.new_session{ scheme = "http", host = "127.0.0.1", port = util.dead_port(),
       region = "ap-guangzhou" })
     local _, err = core.call(s, { secret_id = "AKID", secret_key = "K", action = "A", version = "V" })
