@@ -1,10 +1,13 @@
 /* See signals.h.
  *
  * Installing and restoring two handlers around every call cost six sigaction system calls, about 6 us a
- * call on a VM: more than signing it. So the handler stays once installed, and outside an operation it
- * hands the signal on to the disposition it replaced, as if it were not there. The start of each
- * operation only reads the dispositions back (two calls), so a handler the host installed in between,
- * or SIG_IGN, is seen and respected. The handlers in place when the library is unloaded go back. */
+ * call on a VM: more than signing it. So the handler, once installed, stays, and outside an operation it
+ * hands each signal on to the disposition it replaced, as if it were not there; an operation then costs no
+ * system call at all. When a handler passed on to replaces ours (the standalone interpreter's SIGINT
+ * handler resets SIGINT to the default), the next operation installs ours again. A disposition the program
+ * sets itself after that, between two operations, is respected: that signal then reaches the program's
+ * handler during operations too (as with a session that is not interruptible). The handlers in place when
+ * the library is unloaded go back. */
 #define _XOPEN_SOURCE 700            /* SA_RESTART, SA_ONSTACK */
 #include "signals.h"
 
@@ -28,6 +31,12 @@ static int slot_of(int sig) {
     return -1;
 }
 
+static void note(int sig, siginfo_t *info, void *context);
+
+static int is_ours(const struct sigaction *sa) {
+    return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == note;
+}
+
 /* Outside an operation: what the replaced disposition would have done. Async-signal-safe. */
 static void pass_on(int i, int sig, siginfo_t *info, void *context) {
     const struct sigaction *p = &previous[i];
@@ -41,6 +50,8 @@ static void pass_on(int i, int sig, siginfo_t *info, void *context) {
     } else if (p->sa_handler != SIG_IGN) {
         p->sa_handler(sig);
     }
+    struct sigaction now;
+    if (sigaction(sig, NULL, &now) == 0 && !is_ours(&now)) installed[i] = 0;   /* it replaced ours */
     if (p->sa_flags & SA_RESETHAND) {  /* a one-shot handler is gone after one signal, ours with it */
         struct sigaction dfl;
         memset(&dfl, 0, sizeof dfl);
@@ -59,18 +70,17 @@ static void note(int sig, siginfo_t *info, void *context) {
     if (i >= 0) pass_on(i, sig, info, context);
 }
 
-static int is_ours(const struct sigaction *sa) {
-    return (sa->sa_flags & SA_SIGINFO) && sa->sa_sigaction == note;
-}
-
-/* Ours in place of whatever is there now (read back, so a handler set since the last operation is the one
- * passed on to), except where the signal is ignored (nohup, a background job): it stays ignored. */
+/* Ours in place of whatever is there, where it is not installed yet, except where the signal is ignored
+ * (nohup, a background job): it stays ignored. */
 static int install(void) {
     for (int i = 0; i < WATCHED; i++) {
+        if (installed[i]) continue;
         struct sigaction now;
         if (sigaction(watched[i], NULL, &now) != 0) return -1;
-        if (is_ours(&now)) continue;
-        installed[i] = 0;
+        if (is_ours(&now)) {
+            installed[i] = 1;
+            continue;
+        }
         if (now.sa_handler == SIG_IGN && !(now.sa_flags & SA_SIGINFO)) continue;
         previous[i] = now;
         struct sigaction sa;
