@@ -8,10 +8,12 @@
 --   lua5.4 bench/nginx_cpu.lua UPSTREAM_URL BINDIR [ROUNDS] [SECONDS] [CONCURRENCY]
 --
 -- Prints a table and, last, "NGINXCPU <ours/handrolled median ratio>" for the runner. Not a spec.
-package.path = "lua/?.lua;lua/?/init.lua;spec/?.lua;" .. package.path
+package.path = "./?.lua;lua/?.lua;lua/?/init.lua;spec/?.lua;" .. package.path
 
 local nginx = require("helpers.nginx")
 local util = require("helpers.util")
+local bench = require("bench.util")
+local sh, median = bench.sh, bench.median
 
 local upstream_url = assert(arg[1], "usage: nginx_cpu.lua UPSTREAM_URL BINDIR [ROUNDS] [SECONDS] [CONCURRENCY]")
 local bindir = assert(arg[2])
@@ -23,13 +25,6 @@ local CASES = {
   { name = "handrolled", label = "hand-rolled: core.sign + cjson + cosocket" },
 }
 local QUERY = "?product=R32ONVL0EU&batch=LC-ya6zinv9"
-
-local function sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
-  local text = p:read("*a")
-  p:close()
-  return text
-end
 
 -- Every thread of the worker (the thread pool's too): nanoseconds on a CPU.
 local function cpu_ns(pid)
@@ -75,13 +70,6 @@ local ok, err = pcall(function()
       results[c.name].cpu[r] = used / 1000 / good
       results[c.name].rate[r] = rate
     end
-  end
-  local function median(t)
-    local s = {}
-    for _, v in ipairs(t) do s[#s + 1] = v end
-    table.sort(s)
-    local n = #s
-    return n % 2 == 1 and s[(n + 1) / 2] or (s[n / 2] + s[n / 2 + 1]) / 2
   end
   local ratio = {}
   for r = 1, ROUNDS do ratio[r] = results.ours.cpu[r] / results.handrolled.cpu[r] end

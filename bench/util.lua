@@ -1,0 +1,25 @@
+-- What the `make bench` scripts share (bench/run.lua, bench/nginx_cpu.lua). Not a spec.
+local M = {}
+
+-- Runs cmd under sh; returns its stdout and stderr together whatever its exit status: the callers look for
+-- the line a measurement prints and report the whole text when it is missing.
+function M.sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local text = p:read("*a")
+  p:close()
+  return text
+end
+
+-- The median of t's values, or nil when it has none. t may have gaps (keyed by round: a failed
+-- measurement leaves its round out).
+function M.median(t)
+  local s = {}
+  for _, v in pairs(t) do s[#s + 1] = v end
+  if #s == 0 then return nil end
+  table.sort(s)
+  local n = #s
+  if n % 2 == 1 then return s[(n + 1) / 2] end
+  return (s[n / 2] + s[n / 2 + 1]) / 2
+end
+
+return M
