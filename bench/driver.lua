@@ -22,6 +22,7 @@ local PAYLOAD = '{"ProductId":"R32ONVL0EU","BatchProductionId":"LC-ya6zinv9"}'
 local TIMESTAMP = 1551113065
 local COLD_KEYS = 64
 local PARAMS = { ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" }
+local MANY_BATCH, MANY_CONCURRENCY = 64, 8
 
 -- Published vector (NOTES.md): every signer is checked against it before it is timed.
 local VEC = {
@@ -34,9 +35,10 @@ local function report(ops, wall, cpu)
   print(string.format("RESULT %.1f %.3f %d", ops / wall, cpu * 1e6 / ops, ops))
 end
 
--- Runs step() in batches until `seconds` of wall time have passed (after a short warm-up).
-local function time_loop(step, batch)
-  batch = batch or 1
+-- Runs step() in batches until `seconds` of wall time have passed (after a short warm-up). items: how many
+-- operations one step() makes (a call_many batch makes many calls).
+local function time_loop(step, batch, items)
+  batch, items = batch or 1, items or 1
   local warm_until = core.now() + math.min(0.05, seconds / 4)
   while core.now() < warm_until do
     step()
@@ -47,7 +49,7 @@ local function time_loop(step, batch)
     for _ = 1, batch do
       step()
     end
-    ops = ops + batch
+    ops = ops + batch * items
     wall = core.now() - wall0
   until wall >= seconds
   report(ops, wall, os.clock() - cpu0)
@@ -176,6 +178,23 @@ function modes.call_client()
     local res = client:describe_batch_production(PARAMS)
     if not res then check(client:describe_batch_production(PARAMS)) end
   end)
+end
+
+-- client:call_many over batches of MANY_BATCH items, MANY_CONCURRENCY in flight: CPU per call, every
+-- answer checked.
+function modes.call_many()
+  local client = new_client{ rate_limit = false }
+  local list = {}
+  for i = 1, MANY_BATCH do
+    list[i] = { ProductId = PARAMS.ProductId, BatchProductionId = PARAMS.BatchProductionId }
+  end
+  local opts = { concurrency = MANY_CONCURRENCY }
+  time_loop(function()
+    local results, errs = client:call_many("DescribeBatchProduction", list, opts)
+    for i = 1, MANY_BATCH do
+      check(results[i], errs[i])
+    end
+  end, 1, MANY_BATCH)
 end
 
 -- A new client, hence a new connection, for every call.
