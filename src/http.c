@@ -21,12 +21,22 @@ struct http_session {
     long timeout_ms, connect_timeout_ms;
     const http_request *current;       /* &req while a request runs, for the callbacks; else NULL */
     http_request req;                  /* the running request's callbacks and limits (its strings may be gone) */
-    struct curl_slist *headers;        /* the running request's header list */
+    /* The running request's header list: its nodes and a copy of its lines, kept from one request to the
+     * next, so that a request allocates nothing for its headers (libcurl only reads the list). */
+    struct curl_slist header_nodes[HTTP_MAX_HEADERS + 1];
+    char *header_text;
+    size_t header_cap;
     int aborted, interrupted;
     int64_t streamed;                  /* body bytes handed to on_data in this transfer */
     char *proxy;                       /* the session's proxy, to restore after a direct request */
     char curl_message[CURL_ERROR_SIZE];
 };
+
+/* Memory that held secrets, cleared in a way the compiler may not drop. */
+static void wipe(void *p, size_t n) {
+    volatile unsigned char *b = p;
+    while (n--) *b++ = 0;
+}
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_status = CURLE_FAILED_INIT;
@@ -195,7 +205,8 @@ http_session *http_session_clone(const http_session *src, char *message, size_t 
 void http_session_free(http_session *s) {
     if (!s) return;
     if (s->curl) curl_easy_cleanup(s->curl);
-    curl_slist_free_all(s->headers);
+    if (s->header_text) wipe(s->header_text, s->header_cap);   /* it held a signature, maybe a token */
+    free(s->header_text);
     free(s->body);
     free(s->proxy);
     free(s);
@@ -210,6 +221,34 @@ static http_status classify(http_session *s, CURLcode rc) {
     return HTTP_NETWORK;
 }
 
+/* The request's header lines, then "Expect:" (libcurl would add "Expect: 100-continue" to larger bodies and
+ * wait a round trip for it), as a list in s: the lines are copied, since the caller's may go before the
+ * transfer ends (multi). NULL when out of memory or past HTTP_MAX_HEADERS. */
+static struct curl_slist *header_list(http_session *s, const http_request *req) {
+    static const char expect[] = "Expect:";
+    size_t n = req->header_count, need = sizeof expect;
+    if (n > HTTP_MAX_HEADERS) return NULL;
+    for (size_t i = 0; i < n; i++) need += strlen(req->headers[i]) + 1;
+    if (need > s->header_cap) {
+        char *p = malloc(need);
+        if (!p) return NULL;
+        if (s->header_text) wipe(s->header_text, s->header_cap);
+        free(s->header_text);
+        s->header_text = p;
+        s->header_cap = need;
+    }
+    char *p = s->header_text;
+    for (size_t i = 0; i <= n; i++) {
+        const char *line = i < n ? req->headers[i] : expect;
+        size_t len = strlen(line) + 1;
+        memcpy(p, line, len);
+        s->header_nodes[i].data = p;
+        s->header_nodes[i].next = i < n ? &s->header_nodes[i + 1] : NULL;
+        p += len;
+    }
+    return s->header_nodes;
+}
+
 http_status http_begin(http_session *s, const http_request *req, http_result *r) {
     memset(r, 0, sizeof *r);
     r->server_date = -1;
@@ -220,20 +259,12 @@ http_status http_begin(http_session *s, const http_request *req, http_result *r)
     s->server_date = -1;
     s->curl_message[0] = '\0';
 
-    struct curl_slist *list = NULL;
-    for (size_t i = 0; i < req->header_count; i++) {
-        struct curl_slist *next = curl_slist_append(list, req->headers[i]);
-        if (!next) {
-            curl_slist_free_all(list);
-            r->status = HTTP_NO_MEMORY;
-            snprintf(r->message, sizeof r->message, "out of memory building request headers");
-            return r->status;
-        }
-        list = next;
+    struct curl_slist *list = header_list(s, req);
+    if (!list) {
+        r->status = HTTP_NO_MEMORY;
+        snprintf(r->message, sizeof r->message, "out of memory building request headers");
+        return r->status;
     }
-    /* libcurl would add "Expect: 100-continue" to larger bodies and wait a round trip for it. */
-    struct curl_slist *next = curl_slist_append(list, "Expect:");
-    if (next) list = next;
 
     CURL *c = s->curl;
     int post = strcmp(req->method, "POST") == 0;
@@ -244,7 +275,6 @@ http_status http_begin(http_session *s, const http_request *req, http_result *r)
         if (req->copy_body &&
             curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, req->body ? req->body : "") != CURLE_OK) {
             curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
-            curl_slist_free_all(list);
             r->status = HTTP_NO_MEMORY;
             snprintf(r->message, sizeof r->message, "out of memory copying the request body");
             return r->status;
@@ -270,7 +300,6 @@ http_status http_begin(http_session *s, const http_request *req, http_result *r)
     s->req.headers = NULL;
     s->req.body = NULL;
     s->current = &s->req;
-    s->headers = list;
     return HTTP_OK;
 }
 
@@ -286,9 +315,7 @@ http_status http_end(http_session *s, int curl_code, http_result *r) {
         curl_easy_setopt(c, CURLOPT_NOPROXY, NULL);
     }
 
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);   /* the list dies here; do not leave it dangling */
-    curl_slist_free_all(s->headers);
-    s->headers = NULL;
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);   /* the list is reused: do not leave it dangling */
     s->current = NULL;
 
     long request_size = 0;

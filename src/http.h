@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #define HTTP_MESSAGE_SIZE 320
+#define HTTP_MAX_HEADERS 24             /* request header lines, at most */
 
 typedef struct http_session http_session;
 
