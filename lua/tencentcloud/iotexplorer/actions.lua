@@ -204,17 +204,25 @@ for _, r in ipairs(actions.REGIONS) do
   actions.region_set[r] = true
 end
 
+-- The regions an action exists in, as a set: asked on every call.
+local region_sets = setmetatable({}, { __mode = "k" })
+
+local function region_set(regions)
+  local set = region_sets[regions]
+  if not set then
+    set = {}
+    for _, r in ipairs(regions) do
+      set[r] = true
+    end
+    region_sets[regions] = set
+  end
+  return set
+end
+
 -- True when `region` is one the action exists in.
 function actions.available_in(action, region)
-  if not action.regions then
-    return true
-  end
-  for _, r in ipairs(action.regions) do
-    if r == region then
-      return true
-    end
-  end
-  return false
+  local regions = action.regions
+  return regions == nil or region_set(regions)[region] == true
 end
 
 -- For actions not in the table (client:call): reads are retried, writes only when certainly not sent.

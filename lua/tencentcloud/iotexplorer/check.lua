@@ -138,6 +138,9 @@ function check.string(v, name, label)
   if v == "" then
     return invalid(name, label .. " must not be empty", "range")
   end
+  if not v:find("[%c\128-\255]") then   -- printable ASCII, the common case: one scan
+    return nil
+  end
   if v:find("%c") then
     return invalid(name, label .. " must not contain control characters")
   end

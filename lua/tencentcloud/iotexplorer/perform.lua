@@ -24,9 +24,11 @@ function perform.init(private_state)
   private = private_state
 end
 
--- The core's request table for one action.
+-- The core's request table for one action. The fields every attempt fills in are named here too, so that
+-- the table is made at its final size (filling them in later would grow it twice).
 function perform.request(action, version, params)
-  return { action = action, version = version, params = params }
+  return { action = action, version = version, params = params, secret_id = nil, secret_key = nil, token = nil,
+           timeout = nil, timestamp = nil, fresh_connection = nil }
 end
 
 -- The request for an action of actions.lua, checked against its table: the region it exists in, then its
@@ -82,7 +84,7 @@ end
 
 local function attempt(n, remaining, call)
   local self, p = call.client, call.p
-  local started = self.now()
+  local started = remaining and self.now()
   local creds, cerr = p.chain:get()
   if not creds then
     return nil, cerr
@@ -124,18 +126,18 @@ local function attempt(n, remaining, call)
   -- libcurl silently resends on a reused connection found dead; a write must not go twice.
   req.fresh_connection = call.write
 
-  local sent_at = self.now()
+  local sent_at = self.logger and self.now()
   call.sent = call.sent + 1
   local res, err = call.invoke(p, req)
   if res ~= nil then
-    if self.logger then
+    if sent_at then
       log_attempt(self, call, n, sent_at, waited, res)
     end
     return res
   end
   note_secrets(call, creds)
   err = errors.redact(errors.from_core(err), call.secrets)
-  if self.logger then
+  if sent_at then
     log_attempt(self, call, n, sent_at, waited, nil, err)
   end
   call.last_err = err
