@@ -66,7 +66,23 @@ static void read_input(lua_State *L, int t, call_input *in) {
     arg_string(L, t, "token", 0, HEADER_VALUE, &in->token);
     arg_string(L, t, "action", 1, HEADER_VALUE, &in->action);
     arg_string(L, t, "version", 1, HEADER_VALUE, &in->version);
-    if (!arg_integer(L, t, "timestamp", 0, 253402300799.0, &in->timestamp)) in->timestamp = (int64_t)time(NULL);
+    if (!arg_integer(L, t, "timestamp", 0, MAX_TIMESTAMP, &in->timestamp)) in->timestamp = (int64_t)time(NULL);
+}
+
+void read_signing_target(lua_State *L, int t, target *tg, call_input *in) {
+    luaL_checkstack(L, 12, "too many signing fields");
+    arg_string(L, t, "host", 1, HEADER_VALUE, &tg->host);
+    arg_string(L, t, "region", 1, HEADER_VALUE, &tg->region);
+    arg_string(L, t, "language", 0, HEADER_VALUE, &tg->language);
+    if (!arg_string(L, t, "service", 0, HEADER_VALUE, &tg->service))
+        tg->service = (lstr){ DEFAULT_SERVICE, sizeof DEFAULT_SERVICE - 1 };
+    if (!arg_string(L, t, "content_type", 0, HEADER_VALUE, &in->content_type))
+        in->content_type = (lstr){ CONTENT_TYPE, sizeof CONTENT_TYPE - 1 };
+    if (!arg_string(L, t, "signed_headers", 0, HEADER_VALUE, &in->signed_headers))
+        in->signed_headers = (lstr){ SIGNED_HEADERS, sizeof SIGNED_HEADERS - 1 };
+    if (strcmp(in->signed_headers.s, SIGNED_HEADERS) != 0
+        && strcmp(in->signed_headers.s, SIGNED_HEADERS ";x-tc-action") != 0)
+        luaL_error(L, "bad field 'signed_headers' (\"" SIGNED_HEADERS "\" or \"" SIGNED_HEADERS ";x-tc-action\")");
 }
 
 tc3_status sign_input(tc3_signer *signer, const target *tg, const call_input *in, const char *payload,
@@ -177,17 +193,7 @@ int core_sign(lua_State *L) {
     target tg;
     memset(&tg, 0, sizeof tg);
     read_input(L, 1, &in);
-    arg_string(L, 1, "host", 1, HEADER_VALUE, &tg.host);
-    arg_string(L, 1, "region", 1, HEADER_VALUE, &tg.region);
-    arg_string(L, 1, "language", 0, HEADER_VALUE, &tg.language);
-    if (!arg_string(L, 1, "service", 0, HEADER_VALUE, &tg.service)) tg.service = (lstr){ "iotexplorer", 11 };
-    if (!arg_string(L, 1, "content_type", 0, HEADER_VALUE, &in.content_type))
-        in.content_type = (lstr){ CONTENT_TYPE, sizeof CONTENT_TYPE - 1 };
-    if (!arg_string(L, 1, "signed_headers", 0, HEADER_VALUE, &in.signed_headers))
-        in.signed_headers = (lstr){ SIGNED_HEADERS, sizeof SIGNED_HEADERS - 1 };
-    if (strcmp(in.signed_headers.s, "content-type;host") != 0
-        && strcmp(in.signed_headers.s, "content-type;host;x-tc-action") != 0)
-        luaL_error(L, "bad field 'signed_headers' (\"content-type;host\" or \"content-type;host;x-tc-action\")");
+    read_signing_target(L, 1, &tg, &in);
     if (!arg_string(L, 1, "method", 0, HEADER_VALUE, &in.method)) in.method = (lstr){ "POST", 4 };
     if (strcmp(in.method.s, "POST") != 0 && strcmp(in.method.s, "GET") != 0)
         luaL_error(L, "bad field 'method' (\"POST\" or \"GET\" expected)");

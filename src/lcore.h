@@ -145,6 +145,13 @@ tc3_status sign_input(tc3_signer *signer, const target *tg, const call_input *in
 void set_headers(lua_State *L, const tc3_signer *signer, const target *tg, const call_input *in, int t);
 /* Pushes { canonical_request, string_to_sign, signature } of the signer's last signature. */
 void push_signing_parts(lua_State *L, const tc3_signer *signer);
+/* Reads where a request is signed for and how from the table at index t, for core.sign and core.signer:
+ * host, region, language?, service? ("iotexplorer"), content_type? and signed_headers? (core.call's).
+ * Strings stay on the Lua stack; misuse raises. */
+void read_signing_target(lua_State *L, int t, target *tg, call_input *in);
+
+#define DEFAULT_SERVICE "iotexplorer"  /* the service a session, core.sign and core.signer sign for by default */
+#define MAX_TIMESTAMP 253402300799.0   /* 9999-12-31T23:59:59Z: the last second a request may be signed for */
 
 /* ---- the functions the module exports ---- */
 

@@ -13,10 +13,6 @@
 #include <time.h>
 
 #define BOUND_SIGNER_MT "tencentcloud.iotexplorer.core.bound_signer"
-#define DEFAULT_SERVICE "iotexplorer"
-#define DEFAULT_CONTENT_TYPE "application/json"
-#define DEFAULT_SIGNED_HEADERS "content-type;host"
-#define MAX_TIMESTAMP 253402300799.0  /* 9999-12-31T23:59:59Z */
 
 typedef struct bound_signer {
     tc3_signer *signer;                /* NULL once closed */
@@ -49,13 +45,19 @@ static bound_signer *check_bound(lua_State *L) {
     return b;
 }
 
-/* A header value: a non-empty string without CR, LF or NUL. Raises otherwise (a programming error). */
+/* A header value: a non-empty string without CR, LF or NUL. */
+static int header_safe(const char *s, size_t len) {
+    if (!s || len == 0) return 0;
+    for (size_t i = 0; i < len; i++)
+        if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0') return 0;
+    return 1;
+}
+
+/* An argument that must be a header value; raises otherwise (a programming error). */
 static void check_value(lua_State *L, int arg, lstr *out) {
     out->s = luaL_checklstring(L, arg, &out->len);
     if (out->len == 0) luaL_argerror(L, arg, "must not be empty");
-    for (size_t i = 0; i < out->len; i++)
-        if (out->s[i] == '\r' || out->s[i] == '\n' || out->s[i] == '\0')
-            luaL_argerror(L, arg, "must not contain CR, LF or NUL");
+    if (!header_safe(out->s, out->len)) luaL_argerror(L, arg, "must not contain CR, LF or NUL");
 }
 
 /* Reads sign's and explain's arguments (action, version, timestamp?, payload) into in, and signs. */
@@ -176,18 +178,7 @@ int core_signer(lua_State *L) {
     arg_string(L, 1, "secret_id", 1, HEADER_VALUE, &in.secret_id);
     arg_string(L, 1, "secret_key", 1, ANY_BYTES, &in.secret_key);
     arg_string(L, 1, "token", 0, HEADER_VALUE, &in.token);
-    arg_string(L, 1, "host", 1, HEADER_VALUE, &tg.host);
-    arg_string(L, 1, "region", 1, HEADER_VALUE, &tg.region);
-    arg_string(L, 1, "language", 0, HEADER_VALUE, &tg.language);
-    if (!arg_string(L, 1, "service", 0, HEADER_VALUE, &tg.service))
-        tg.service = (lstr){ DEFAULT_SERVICE, sizeof DEFAULT_SERVICE - 1 };
-    if (!arg_string(L, 1, "content_type", 0, HEADER_VALUE, &in.content_type))
-        in.content_type = (lstr){ DEFAULT_CONTENT_TYPE, sizeof DEFAULT_CONTENT_TYPE - 1 };
-    if (!arg_string(L, 1, "signed_headers", 0, HEADER_VALUE, &in.signed_headers))
-        in.signed_headers = (lstr){ DEFAULT_SIGNED_HEADERS, sizeof DEFAULT_SIGNED_HEADERS - 1 };
-    if (strcmp(in.signed_headers.s, "content-type;host") != 0
-        && strcmp(in.signed_headers.s, "content-type;host;x-tc-action") != 0)
-        luaL_error(L, "bad field 'signed_headers' (\"content-type;host\" or \"content-type;host;x-tc-action\")");
+    read_signing_target(L, 1, &tg, &in);
     const lstr *all[] = { &in.secret_id, &in.secret_key, &in.token, &in.content_type, &in.signed_headers,
                           &tg.host, &tg.region, &tg.language, &tg.service };
     size_t total = 0;
@@ -228,13 +219,6 @@ int core_signer(lua_State *L) {
 __attribute__((visibility("default"))) const char *tciot_signer_sign(void *ud, const char *action,
     size_t action_len, const char *version, size_t version_len, double timestamp, const char *payload,
     size_t payload_len, size_t *auth_len);
-
-static int header_safe(const char *s, size_t len) {
-    if (!s || len == 0) return 0;
-    for (size_t i = 0; i < len; i++)
-        if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0') return 0;
-    return 1;
-}
 
 const char *tciot_signer_sign(void *ud, const char *action, size_t action_len, const char *version,
                               size_t version_len, double timestamp, const char *payload, size_t payload_len,

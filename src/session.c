@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DEFAULT_SERVICE "iotexplorer"
 #define DEFAULT_TIMEOUT 10.0
 #define DEFAULT_CONNECT_TIMEOUT 5.0
 #define DEFAULT_MAX_RESPONSE (10u * 1024u * 1024u)
