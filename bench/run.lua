@@ -276,7 +276,7 @@ out("  lua-curl keeps its easy handle, hence its connection. call_many: batches 
 out("  8 transfers in flight on one multi handle, every answer checked; CPU per call of the batch, calls/s (wall).")
 for _, interp in ipairs(INTERPS) do
   local client, core = C[interp .. " call_client"], C[interp .. " call_core"]
-  out(string.format("  %s: core - floor %s us, client - core (the Lua layer) %s us per call, medians of per-round "
+  out(string.format("  %s: core - floor %s us, client - core (the Lua layer) %s us/call, medians of per-round "
     .. "differences;", interp, num(paired_difference(core, C.floor)), num(paired_difference(client, core))))
   out(string.format("          the floor itself is %s less CPU than the hand-rolled client: the most (b)/this can be",
     x(paired(C[interp .. " call_handrolled"], C.floor))))
