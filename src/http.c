@@ -23,12 +23,15 @@ struct http_session {
     http_request req;                  /* the running request's callbacks and limits (its strings may be gone) */
     /* The running request's header list: its nodes and a copy of its lines, kept from one request to the
      * next, so that a request allocates nothing for its headers (libcurl only reads the list). */
-    struct curl_slist header_nodes[HTTP_MAX_HEADERS + 1];
+    struct curl_slist header_nodes[HTTP_MAX_HEADERS + 2];
     char *header_text;
     size_t header_cap;
     int aborted, interrupted;
     int64_t streamed;                  /* body bytes handed to on_data in this transfer */
     char *proxy;                       /* the session's proxy, to restore after a direct request */
+    /* "User-Agent: ...", sent as one of the request's own lines: CURLOPT_USERAGENT would have libcurl
+     * format the same line anew for every request (about 7,000 instructions, 15% of its work per call). */
+    char *user_agent_line;
     char curl_message[CURL_ERROR_SIZE];
 };
 
@@ -166,8 +169,12 @@ http_session *http_session_new(const http_options *o, char *message, size_t mess
     if (o->ca_path) SET(CURLOPT_CAPATH, o->ca_path);
     if (o->proxy) SET(CURLOPT_PROXY, o->proxy);
     if (rc == CURLE_OK && o->proxy && !(s->proxy = strdup(o->proxy))) rc = CURLE_OUT_OF_MEMORY;
-    if (o->user_agent) SET(CURLOPT_USERAGENT, o->user_agent);
 #undef SET
+    if (rc == CURLE_OK && o->user_agent) {
+        size_t n = strlen(o->user_agent) + sizeof "User-Agent: ";
+        if ((s->user_agent_line = malloc(n))) snprintf(s->user_agent_line, n, "User-Agent: %s", o->user_agent);
+        else rc = CURLE_OUT_OF_MEMORY;
+    }
     if (rc != CURLE_OK) {
         snprintf(message, message_size, "libcurl refused an option: %s", curl_easy_strerror(rc));
         http_session_free(s);
@@ -194,6 +201,8 @@ http_session *http_session_clone(const http_session *src, char *message, size_t 
     if (rc == CURLE_OK) rc = curl_easy_setopt(c, CURLOPT_ERRORBUFFER, s->curl_message);
     if (rc == CURLE_OK) rc = curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
     if (rc == CURLE_OK && src->proxy && !(s->proxy = strdup(src->proxy))) rc = CURLE_OUT_OF_MEMORY;
+    if (rc == CURLE_OK && src->user_agent_line && !(s->user_agent_line = strdup(src->user_agent_line)))
+        rc = CURLE_OUT_OF_MEMORY;
     if (rc != CURLE_OK) {
         snprintf(message, message_size, "libcurl refused an option: %s", curl_easy_strerror(rc));
         http_session_free(s);
@@ -209,6 +218,7 @@ void http_session_free(http_session *s) {
     free(s->header_text);
     free(s->body);
     free(s->proxy);
+    free(s->user_agent_line);
     free(s);
 }
 
@@ -221,14 +231,16 @@ static http_status classify(http_session *s, CURLcode rc) {
     return HTTP_NETWORK;
 }
 
-/* The request's header lines, then "Expect:" (libcurl would add "Expect: 100-continue" to larger bodies and
- * wait a round trip for it), as a list in s: the lines are copied, since the caller's may go before the
- * transfer ends (multi). NULL when out of memory or past HTTP_MAX_HEADERS. */
+/* The request's header lines, the session's User-Agent line, then "Expect:" (libcurl would add
+ * "Expect: 100-continue" to larger bodies and wait a round trip for it), as a list in s: the lines are
+ * copied, since the caller's may go before the transfer ends (multi). NULL when out of memory or past
+ * HTTP_MAX_HEADERS. */
 static struct curl_slist *header_list(http_session *s, const http_request *req) {
-    static const char expect[] = "Expect:";
-    size_t n = req->header_count, need = sizeof expect;
+    const char *extra[] = { s->user_agent_line, "Expect:" };
+    const char *const *first = s->user_agent_line ? extra : extra + 1;
+    size_t n = req->header_count, n_extra = (size_t)(extra + 2 - first), need = 0;
     if (n > HTTP_MAX_HEADERS) return NULL;
-    for (size_t i = 0; i < n; i++) need += strlen(req->headers[i]) + 1;
+    for (size_t i = 0; i < n + n_extra; i++) need += strlen(i < n ? req->headers[i] : first[i - n]) + 1;
     if (need > s->header_cap) {
         char *p = malloc(need);
         if (!p) return NULL;
@@ -238,12 +250,12 @@ static struct curl_slist *header_list(http_session *s, const http_request *req) 
         s->header_cap = need;
     }
     char *p = s->header_text;
-    for (size_t i = 0; i <= n; i++) {
-        const char *line = i < n ? req->headers[i] : expect;
+    for (size_t i = 0; i < n + n_extra; i++) {
+        const char *line = i < n ? req->headers[i] : first[i - n];
         size_t len = strlen(line) + 1;
         memcpy(p, line, len);
         s->header_nodes[i].data = p;
-        s->header_nodes[i].next = i < n ? &s->header_nodes[i + 1] : NULL;
+        s->header_nodes[i].next = i + 1 < n + n_extra ? &s->header_nodes[i + 1] : NULL;
         p += len;
     }
     return s->header_nodes;
