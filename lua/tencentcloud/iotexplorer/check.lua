@@ -138,7 +138,7 @@ function check.string(v, name, label)
   if v == "" then
     return invalid(name, label .. " must not be empty", "range")
   end
-  if not v:find("[%c\128-\255]") then   -- printable ASCII, the common case: one scan
+  if not v:find("[^ -~]") then   -- printable ASCII (no control character, no byte past 0x7e): one scan
     return nil
   end
   if v:find("%c") then
