@@ -4,6 +4,7 @@
 local socket = require("socket")
 local cjson = require("cjson.safe")
 local emulator = require("helpers.emulator")
+local with = emulator.with
 local actions = require("tencentcloud.iotexplorer.actions")
 
 local DOC_BATCH = { ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" }
@@ -14,24 +15,13 @@ local function err_code(doc)
   return doc and doc.Response and doc.Response.Error and doc.Response.Error.Code
 end
 
-local function with(base, changes)
-  local t = {}
-  for k, v in pairs(base) do t[k] = v end
-  for k, v in pairs(changes) do
-    if v == false then t[k] = nil else t[k] = v end
-  end
-  return t
-end
-
 describe("emulator as the service", function()
+  local h = emulator.hooks({ rate_limit = 20, status_step_seconds = 0, delay_ms = 0, clock_skew = 0 })
   local emu
 
-  lazy_setup(function() emu = emulator.start() end)
-  lazy_teardown(function() if emu then emu:stop() end end)
-  before_each(function()
-    emu:reset()
-    emu:set({ rate_limit = 20, status_step_seconds = 0, delay_ms = 0, clock_skew = 0 })
-  end)
+  lazy_setup(function() emu = h.setup() end)
+  lazy_teardown(h.teardown)
+  before_each(h.before_each)
 
   local function code(action, params, opts)
     local status, _, doc = emu:call(action, params, opts)

@@ -2,6 +2,7 @@
 -- issue temporary keys that the iotexplorer actions accept with their token, until they expire by the
 -- emulator clock or are revoked.
 local emulator = require("helpers.emulator")
+local with = emulator.with
 local defaults = emulator.defaults
 
 local DOC_BATCH = { ProductId = "R32ONVL0EU", BatchProductionId = "LC-ya6zinv9" }
@@ -13,24 +14,13 @@ local function err_code(r)
   return r and r.Error and r.Error.Code
 end
 
-local function with(base, changes)
-  local t = {}
-  for k, v in pairs(base) do t[k] = v end
-  for k, v in pairs(changes) do
-    if v == false then t[k] = nil else t[k] = v end
-  end
-  return t
-end
-
 describe("emulator as STS", function()
+  local h = emulator.hooks({ clock_skew = 0 })
   local emu
 
-  lazy_setup(function() emu = emulator.start() end)
-  lazy_teardown(function() if emu then emu:stop() end end)
-  before_each(function()
-    emu:reset()
-    emu:set({ clock_skew = 0 })
-  end)
+  lazy_setup(function() emu = h.setup() end)
+  lazy_teardown(h.teardown)
+  before_each(h.before_each)
 
   -- Describes the documented batch with issued credentials; returns the error code or nil.
   local function use(creds, opts)

@@ -339,6 +339,38 @@ function Emu:stop()
   for _, path in pairs(self.files) do os.remove(path) end
 end
 
+-- A copy of the request parameters `base` with `changes` applied; a change to false removes that
+-- parameter (to send a request without it).
+function M.with(base, changes)
+  local t = {}
+  for k, v in pairs(base) do t[k] = v end
+  for k, v in pairs(changes) do
+    if v == false then t[k] = nil else t[k] = v end
+  end
+  return t
+end
+
+-- The hooks of a describe block that runs against one emulator, reset before each test and then given
+-- `config` (emulator settings, as for Emu:set):
+--   local h = emulator.hooks({ clock_skew = 0 })
+--   local emu
+--   lazy_setup(function() emu = h.setup() end); lazy_teardown(h.teardown); before_each(h.before_each)
+function M.hooks(config)
+  local h = {}
+  function h.setup()
+    h.emu = M.start()
+    return h.emu
+  end
+  function h.teardown()
+    if h.emu then h.emu:stop() end
+  end
+  function h.before_each()
+    h.emu:reset()
+    h.emu:set(config)
+  end
+  return h
+end
+
 if select(1, ...) == "flood" then
   local _, host, port, n, secret_id, secret_key = ...
   flood_main(host, tonumber(port), tonumber(n), secret_id, secret_key)
