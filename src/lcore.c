@@ -76,26 +76,30 @@ int arg_string(lua_State *L, int t, const char *field, int required, int allowed
     return 1;
 }
 
-long arg_seconds(lua_State *L, int t, const char *field) {
+/* The steps arg_seconds, arg_integer and arg_boolean share: reads t[field] and pops it again. Returns 0 when
+ * it is nil (absent) and 1 when it has type `want`, its number (a boolean as 0 or 1) in *value; any other type
+ * raises "bad field '<field>' (<expected> expected, got <type>)". Each caller then applies its own rule. */
+static int arg_scalar(lua_State *L, int t, const char *field, int want, const char *expected, lua_Number *value) {
     lua_getfield(L, t, field);
     int type = lua_type(L, -1);
-    lua_Number n = lua_tonumber(L, -1);
+    *value = type == LUA_TBOOLEAN ? (lua_Number)lua_toboolean(L, -1) : lua_tonumber(L, -1);
     lua_pop(L, 1);
     if (type == LUA_TNIL) return 0;
-    if (type != LUA_TNUMBER)
-        return bad_field(L, field, lua_pushfstring(L, "number of seconds expected, got %s", lua_typename(L, type)));
+    if (type != want)
+        return bad_field(L, field, lua_pushfstring(L, "%s expected, got %s", expected, lua_typename(L, type)));
+    return 1;
+}
+
+long arg_seconds(lua_State *L, int t, const char *field) {
+    lua_Number n;
+    if (!arg_scalar(L, t, field, LUA_TNUMBER, "number of seconds", &n)) return 0;
     if (!(n > 0 && n <= 86400.0)) return bad_field(L, field, "must be more than 0 and at most 86400 seconds");
     return (long)ceil(n * 1000.0);
 }
 
 int arg_integer(lua_State *L, int t, const char *field, double min, double max, int64_t *out) {
-    lua_getfield(L, t, field);
-    int type = lua_type(L, -1);
-    lua_Number n = lua_tonumber(L, -1);
-    lua_pop(L, 1);
-    if (type == LUA_TNIL) return 0;
-    if (type != LUA_TNUMBER)
-        return bad_field(L, field, lua_pushfstring(L, "integer expected, got %s", lua_typename(L, type)));
+    lua_Number n;
+    if (!arg_scalar(L, t, field, LUA_TNUMBER, "integer", &n)) return 0;
     if (!(n >= min && n <= max) || floor(n) != n) {
         char range[80];
         snprintf(range, sizeof range, "must be a whole number from %.0f to %.0f", min, max);
@@ -106,13 +110,8 @@ int arg_integer(lua_State *L, int t, const char *field, double min, double max, 
 }
 
 int arg_boolean(lua_State *L, int t, const char *field) {
-    lua_getfield(L, t, field);
-    int type = lua_type(L, -1);
-    int v = lua_toboolean(L, -1);
-    lua_pop(L, 1);
-    if (type != LUA_TNIL && type != LUA_TBOOLEAN)
-        return bad_field(L, field, lua_pushfstring(L, "boolean expected, got %s", lua_typename(L, type)));
-    return v;
+    lua_Number v;
+    return arg_scalar(L, t, field, LUA_TBOOLEAN, "boolean", &v) && v != 0;
 }
 
 void arg_known(lua_State *L, int t, const char *what, const char *const *known) {
