@@ -151,4 +151,15 @@ describe("actions", function()
       end
     end)
   end)
+
+  describe("check.copy", function()
+    it("copies every field raw: no __pairs or __index of the caller's table runs", function()
+      local raising = function() error("metamethod ran") end
+      local t = setmetatable({ ProductId = "R32ONVL0EU", [1] = false }, { __pairs = raising, __index = raising })
+      local c = check.copy(t)
+      assert.is_nil(getmetatable(c))
+      assert.are.same({ ProductId = "R32ONVL0EU", [1] = false }, c)
+      assert.are_not.equal(t, c)
+    end)
+  end)
 end)

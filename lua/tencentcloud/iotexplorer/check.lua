@@ -23,6 +23,16 @@ check.invalid = invalid
 -- The per-call and per-client cap on a timeout (the core takes up to a day).
 check.MAX_SECONDS = 86400
 
+-- A shallow copy of the table t, made with `next` rather than pairs so that a caller's __pairs or __index
+-- never runs: options and parameters are copied once, as they are, before any check reads them.
+function check.copy(t)
+  local c = {}
+  for k, v in next, t do
+    c[k] = v
+  end
+  return c
+end
+
 -- ----------------------------------------------------------------------------
 -- Suggestions for misspelt names.
 

@@ -51,13 +51,7 @@ end
 local CALL_OPTIONS = { "timeout", "deadline" }
 
 -- Raw (next, not pairs): a caller's __pairs or __index never runs inside the client.
-local function shallow_copy(t)
-  local c = {}
-  for k, v in next, t do
-    c[k] = v
-  end
-  return c
-end
+local shallow_copy = check.copy
 
 local function check_rate_limit(o)
   local rate = o.rate_limit

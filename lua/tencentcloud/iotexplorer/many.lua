@@ -47,10 +47,7 @@ local function check_options(opts)
   if type(opts) ~= "table" then
     return nil, invalid("opts", "call_many options must be a table")
   end
-  local o = {}
-  for k, v in next, opts do
-    o[k] = v
-  end
+  local o = check.copy(opts)
   local err = check.known(o, OPTIONS, "call_many option")
     or check.integer(o, "concurrency", 1, many.MAX_CONCURRENCY)
     or check.seconds(o, "deadline") or check.seconds(o, "timeout") or check.func(o, "on_result")
@@ -72,11 +69,7 @@ local function prepare(client, action, params)
   local a = actions.by_name[action]
   if not a then
     -- An action this library has no table for: sent as given, like client:call.
-    local p = {}
-    for k, v in next, params do
-      p[k] = v
-    end
-    return perform.request(action, actions.VERSION, p)
+    return perform.request(action, actions.VERSION, check.copy(params))
   end
   return perform.checked_request(client.region, a, params)
 end
