@@ -12,6 +12,7 @@ $MAKE --no-print-directory LUA=lua5.4
 $MAKE --no-print-directory LUA=luajit
 $MAKE --no-print-directory build/bench/sign_naive build/bench/sign_tuned build/bench/sign_tc3 build/bench/floor_post build/bench/load
 
+# shellcheck source=bench/nginx.sh
 . bench/nginx.sh
 trap nginx_stop EXIT
 trap 'exit 130' INT TERM
