@@ -52,18 +52,8 @@ local function start(name, cmd, count)
   end
 end
 
--- One callgrind_annotate listing: { total = n, [entry] = n }, entry "file:function [object]" as printed.
-local function annotate(file, inclusive)
-  local text = bench.sh(string.format("callgrind_annotate --auto=no --threshold=100 --inclusive=%s %s",
-    inclusive and "yes" or "no", quote(file)))
-  local listing = {}
-  for count, entry in text:gmatch("\n%s*([%d,]+) %([^)]*%)%s+([^\n]+)") do
-    count = tonumber((count:gsub(",", "")))
-    if entry == "PROGRAM TOTALS" then listing.total = count
-    else listing[entry] = (listing[entry] or 0) + count end
-  end
-  assert(listing.total, "callgrind_annotate printed no totals for " .. file)
-  return listing
+local function number(s)
+  return tonumber((s:gsub(",", "")))
 end
 
 local function split(entry)
@@ -72,10 +62,36 @@ local function split(entry)
   return place:match("^[^:]*:(.*)$") or place, object
 end
 
+-- One callgrind_annotate listing: { total = n, [entry] = n }, entry "file:function [object]" as printed.
+-- Inclusive listings come as a caller tree ("< caller (Nx)" lines above "* function"): then also
+-- calls[function name] = how many times it was called, from all its callers.
+local function annotate(file, inclusive)
+  local text = bench.sh(string.format("callgrind_annotate --auto=no --threshold=100 --inclusive=%s %s %s",
+    inclusive and "yes" or "no", inclusive and "--tree=caller" or "", quote(file)))
+  local listing, calls = {}, {}
+  local callers = 0
+  for count, mark, entry in text:gmatch("\n%s*([%d,]+) %([^)]*%)%s+([<*]?)%s*([^\n]+)") do
+    if mark == "<" then
+      callers = callers + number(entry:match("%(([%d,]+)x%)") or "0")
+    else
+      if entry == "PROGRAM TOTALS" then listing.total = number(count)
+      else
+        listing[entry] = (listing[entry] or 0) + number(count)
+        local fn = split(entry)
+        calls[fn] = (calls[fn] or 0) + callers
+      end
+      callers = 0
+    end
+  end
+  assert(listing.total, "callgrind_annotate printed no totals for " .. file)
+  return listing, calls
+end
+
 -- What the tables need of one profile: its total, the inclusive figure of each plain function entry (the
 -- largest where it stands under several files), and the self figures by object.
 local function digest(file)
-  local inclusive, by_fn = annotate(file, true), {}
+  local inclusive, calls = annotate(file, true)
+  local by_fn = {}
   for entry, count in pairs(inclusive) do
     if entry ~= "total" then
       local fn = split(entry)
@@ -96,7 +112,7 @@ local function digest(file)
       by_object[object] = (by_object[object] or 0) + count
     end
   end
-  return { total = inclusive.total, fn = by_fn, object = by_object }
+  return { total = inclusive.total, fn = by_fn, object = by_object, calls = calls }
 end
 
 -- Runs a case for N and 3N calls; returns its figures per call: total, fn[name], object[path].
@@ -111,10 +127,18 @@ local function per_call(name, cmd)
     return d
   end
   return { total = (large.total - small.total) / (2 * N), fn = diff(small.fn, large.fn),
-    object = diff(small.object, large.object) }
+    object = diff(small.object, large.object), calls = diff(small.calls, large.calls) }
 end
 
 local function fn(r, name) return r.fn[name] or 0 end
+
+-- How many turns libcurl's loop took per transfer: 1 when the answer was there at the first read, more when
+-- it had to wait for it (each turn costs about a thousand instructions). Under callgrind the client is slow
+-- enough that the answer is usually there; how often it is not depends on the machine's load.
+local function turns(r)
+  local transfers = r.calls.curl_easy_perform or 0
+  return transfers > 0 and string.format("%.2f", (r.calls.curl_multi_perform or 0) / transfers) or "n/a"
+end
 
 local lines = {}
 local function out(label, value, note)
@@ -142,6 +166,8 @@ for i, interp in ipairs(INTERPS) do
   out("  libcurl (curl_easy_perform)", perform,
     string.format("(floor's: %s, %s)", thousands(fn(floor, "curl_easy_perform")),
       signed(perform - fn(floor, "curl_easy_perform"))))
+  lines[#lines + 1] = string.format("%-56s %10s   (floor's: %s)",
+    "    its loop's turns (curl_multi_perform calls)", turns(core), turns(floor))
   out("  signing (tc3_sign)", sign)
   out("  JSON decoding (decode_response)", decode)
   out("  request: read, encode, headers (call_build - tc3_sign)", build - sign)
@@ -177,10 +203,12 @@ end
 for _, note in ipairs{
   "",
   "Functions: inclusive figures of their plain callgrind_annotate entries, never the recursive f'2 ones (whose",
-  "inclusive figures count nested calls again); \"rest\" is core.call's total minus the rows above it. The Lua",
-  "layer is split by the objects whose own (self) instructions grew; \"inside core_call\" cuts across that split.",
-  "Run to run, libcurl moves by 1-2 thousand (work it does by the clock) and the interpreters by about as much",
-  "(where garbage collection steps and LuaJIT's trace compilation fall); the rest repeats to a few instructions.",
+  "inclusive figures count nested calls again); curl_easy_perform's include the callbacks libcurl calls (body",
+  "and header handlers). \"rest\": core.call's total minus the rows above it. The Lua layer is split by the",
+  "objects whose own (self) instructions grew; \"inside core_call\" cuts across that split. Run to run,",
+  "libcurl moves by up to 3 thousand (a loop turn more whenever the answer is not there yet: see \"turns\"),",
+  "the interpreters by about 2 thousand (where garbage collection steps and LuaJIT's traces fall); the rest",
+  "repeats to a few instructions.",
 } do lines[#lines + 1] = note end
 print(table.concat(lines, "\n"))
 progress("done")

@@ -24,4 +24,5 @@ trap 'exit 130' INT TERM
 nginx_start
 profiles=$(mktemp -d "${TMPDIR:-/tmp}/iotexplorer-profile.XXXXXX")
 
-lua5.4 bench/profile.lua "$nginx_url" build/bench "$profiles" "${1:-1000}" "${PROFILE_INTERPRETERS:-lua5.4 luajit}"
+lua5.4 bench/profile.lua "$nginx_url" build/bench "$profiles" "${1:-1000}" \
+  "${PROFILE_INTERPRETERS:-lua5.4 luajit}"
