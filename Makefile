@@ -78,6 +78,12 @@ build/bench/load: bench/load.c
 bench:
 	@sh bench/run.sh
 
+# Where a call's user-space instructions go, against the same nginx: the floor, core.call and the client under
+# callgrind, N and 3N calls each (bench/profile.sh; about a minute). Not part of `make test`.
+.PHONY: profile
+profile:
+	@sh bench/profile.sh
+
 # call_many (concurrency 8) beside the same calls one after another, both interpreters, against the emulator
 # answering after 0, 200 and 300 ms under the service's 20/s window (about 5 minutes). Not part of `make test`.
 .PHONY: bench-many

@@ -2,6 +2,9 @@
 --
 --   <lua> bench/driver.lua MODE SECONDS [URL] [ARGS...]
 --
+-- The timed modes (all but memory and ratelimit) take an optional COUNT after URL: then exactly COUNT
+-- operations, SECONDS ignored, with no warm-up of their own; the same work whatever the machine's speed, for
+-- counting instructions (bench/profile.lua).
 -- Prints "RESULT <operations per wall second> <CPU microseconds per operation> <operations>" (CPU is the
 -- process's own user + system time from os.clock, never wall time), or for `memory` and `ratelimit` a line
 -- of their own. Not a spec: busted never loads it.
@@ -39,6 +42,15 @@ end
 -- operations one step() makes (a call_many batch makes many calls).
 local function time_loop(step, batch, items)
   batch, items = batch or 1, items or 1
+  local count = tonumber(arg[4])
+  if count then
+    local wall0, cpu0 = core.now(), os.clock()
+    for _ = 1, count do
+      step()
+    end
+    report(count * items, core.now() - wall0, os.clock() - cpu0)
+    return
+  end
   local warm_until = core.now() + math.min(0.05, seconds / 4)
   while core.now() < warm_until do
     step()

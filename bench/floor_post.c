@@ -1,7 +1,9 @@
 /* Baseline (a) of the call benchmark, the floor: the same POST our client sends, through libcurl on one
  * easy handle (keep-alive), with body, signature and headers computed once before the loop. What is left
  * is libcurl and the kernel. The response body is collected into a buffer, as the core's transport does.
- * usage: floor_post URL SECONDS   prints RESULT <calls/s> <CPU us/call> <count> */
+ * usage: floor_post URL SECONDS [COUNT]   prints RESULT <calls/s> <CPU us/call> <count>
+ * With COUNT: exactly COUNT calls after one to open the connection, SECONDS ignored; the same work whatever
+ * the machine's speed, for counting instructions (bench/profile.lua). */
 #define _POSIX_C_SOURCE 200809L
 #include "bench_util.h"
 #include "sign_common.h"
@@ -35,10 +37,11 @@ static int perform(CURL *c) {
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: floor_post URL [SECONDS]\n");
+        fprintf(stderr, "usage: floor_post URL [SECONDS [COUNT]]\n");
         return 2;
     }
     double seconds = bench_seconds(argc, argv, 2, 0.3);
+    long count = argc > 3 ? atol(argv[3]) : 0;
     const char *host = strstr(argv[1], "://") ? strstr(argv[1], "://") + 3 : argv[1];
     char url[256], host_line[256];
     snprintf(url, sizeof url, "%s/", argv[1]);
@@ -65,16 +68,23 @@ int main(int argc, char **argv) {
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 10000L);
 
-    double warm_until = bench_wall() + (seconds / 4 < 0.05 ? seconds / 4 : 0.05);
+    double warm_until = count > 0 ? 0 : bench_wall() + (seconds / 4 < 0.05 ? seconds / 4 : 0.05);
+    if (count > 0 && perform(c)) return 1;
     while (bench_wall() < warm_until)
         if (perform(c)) return 1;
     long ops = 0;
     double wall0 = bench_wall(), cpu0 = bench_cpu(), wall;
-    do {
-        if (perform(c)) return 1;
-        ops++;
+    if (count > 0) {
+        for (; ops < count; ops++)
+            if (perform(c)) return 1;
         wall = bench_wall() - wall0;
-    } while (wall < seconds);
+    } else {
+        do {
+            if (perform(c)) return 1;
+            ops++;
+            wall = bench_wall() - wall0;
+        } while (wall < seconds);
+    }
     bench_report(ops, wall, bench_cpu() - cpu0);
     curl_slist_free_all(headers);
     curl_easy_cleanup(c);

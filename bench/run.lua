@@ -9,7 +9,7 @@
 -- Not a spec: busted never loads it.
 package.path = "./?.lua;lua/?.lua;lua/?/init.lua;spec/?.lua;" .. package.path
 local bench = require("bench.util")
-local sh, median = bench.sh, bench.median
+local sh, median, thousands = bench.sh, bench.median, bench.thousands
 
 local url, bindir = assert(arg[1], "usage: run.lua URL BINDIR [ROUNDS]"), assert(arg[2])
 local SIGN_ROUNDS = tonumber(arg[3] or "9")
@@ -123,11 +123,6 @@ local function num(v)
   return string.format("%.2f", v)
 end
 
-local function thousands(v)
-  if v == nil then return "n/a" end
-  local s = string.format("%.0f", v)
-  return (s:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", ""))
-end
 
 local function cpu_cell(r)
   if not r or not median(r.cpu) then return "failed" end

@@ -22,4 +22,11 @@ function M.median(t)
   return (s[n / 2] + s[n / 2 + 1]) / 2
 end
 
+-- v rounded, its digits in groups of three ("1,234,567", "-1,234"), or "n/a" for nil.
+function M.thousands(v)
+  if v == nil then return "n/a" end
+  local sign, digits = string.format("%.0f", v):gsub("^%-0$", "0"):match("^(-?)(%d+)$")
+  return sign .. digits:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
+end
+
 return M
