@@ -150,6 +150,29 @@ describe("actions", function()
         assert.is_string(actions.COMMON_PARAMETER_ERRORS[err.kind])
       end
     end)
+
+    -- Values that passed are remembered (check.lua): the verdict must stay the one the rule gives, for the
+    -- same value again, for a bad one among many good ones, and after the memory starts over.
+    it("gives every string the same verdict however often and among however many it was seen", function()
+      local a = actions.by_name.DescribeBatchProduction
+      local function verdict(id)
+        local p, err = check.params(a, { ProductId = id, BatchProductionId = "LC-ya6zinv9" })
+        return p and "ok" or err.field .. ": " .. err.message
+      end
+      for round = 1, 3 do
+        for i = 1, 1500 do
+          assert.equal("ok", verdict("P" .. i))
+        end
+        for _ = 1, 2 do                                           -- seen again at once: still refused
+          assert.equal("ok", verdict("R32ONVL0EU"))
+          assert.equal("ProductId: ProductId must not contain control characters", verdict("R32\nONVL0EU"))
+          assert.equal("ProductId: ProductId must be valid UTF-8", verdict("R32\255"))
+          assert.equal("ProductId: ProductId must not be empty", verdict(""))
+          assert.truthy(verdict(42):find("must be a string"), round)
+          assert.equal("ok", verdict("Produit-é"))
+        end
+      end
+    end)
   end)
 
   describe("check.copy", function()

@@ -308,10 +308,33 @@ end
 -- ----------------------------------------------------------------------------
 -- An action's parameters.
 
+-- String parameter values that passed check.string: a program that sends the same IDs again (a factory
+-- line polling one batch) pays a table look-up instead of the pattern scan, about half of what checking a
+-- call's parameters costs. Short strings only (Lua interns them, so the look-up hashes nothing), at most
+-- GOOD_STRINGS_MAX before it starts over. Parameter values only: credentials never go in.
+local good_strings, good_strings_count = {}, 0
+local GOOD_STRINGS_MAX = 1024
+local SHORT_STRING = 40
+
+local function check_string_param(v, field)
+  if good_strings[v] then
+    return nil
+  end
+  local err = check.string(v, field)
+  if not err and #v <= SHORT_STRING then
+    if good_strings_count >= GOOD_STRINGS_MAX then
+      good_strings, good_strings_count = {}, 0
+    end
+    good_strings[v] = true
+    good_strings_count = good_strings_count + 1
+  end
+  return err
+end
+
 local function check_value(p, v, field)
   local ty = p.type
   if ty == "String" then
-    return check.string(v, field)
+    return check_string_param(v, field)
   elseif ty == "Integer" then
     local i = check.as_integer(v)
     if i == nil then
