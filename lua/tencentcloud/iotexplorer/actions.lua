@@ -149,9 +149,23 @@ actions.COMMON_PARAMETER_ERRORS = {
   range = "InvalidParameterValue",
 }
 
+local function set_of(list)
+  local set = {}
+  for _, v in ipairs(list) do
+    set[v] = true
+  end
+  return set
+end
+
+actions.region_set = set_of(actions.REGIONS)
+
 actions.by_name, actions.by_method = {}, {}
 for _, a in ipairs(actions.list) do
   a.version = actions.VERSION
+  -- The regions as a set: available_in asks it on every call.
+  if a.regions then
+    a.region_set = a.regions == actions.REGIONS and actions.region_set or set_of(a.regions)
+  end
   a.param_by_name = {}
   for _, p in ipairs(a.params) do
     a.param_by_name[p.name] = p
@@ -199,30 +213,10 @@ actions.sts.by_name = {
 }
 actions.sts.by_name.AssumeRole.signed = true
 
-actions.region_set = {}
-for _, r in ipairs(actions.REGIONS) do
-  actions.region_set[r] = true
-end
-
--- The regions an action exists in, as a set: asked on every call.
-local region_sets = setmetatable({}, { __mode = "k" })
-
-local function region_set(regions)
-  local set = region_sets[regions]
-  if not set then
-    set = {}
-    for _, r in ipairs(regions) do
-      set[r] = true
-    end
-    region_sets[regions] = set
-  end
-  return set
-end
-
--- True when `region` is one the action exists in.
+-- True when `region` is one the action exists in (an action without a region list, such as STS's, exists
+-- everywhere).
 function actions.available_in(action, region)
-  local regions = action.regions
-  return regions == nil or region_set(regions)[region] == true
+  return action.region_set == nil or action.region_set[region] == true
 end
 
 -- For actions not in the table (client:call): reads are retried, writes only when certainly not sent.

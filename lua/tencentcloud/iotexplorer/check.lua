@@ -309,8 +309,8 @@ end
 -- An action's parameters.
 
 -- String parameter values that passed check.string: a program that sends the same IDs again (a factory
--- line polling one batch) pays a table look-up instead of the pattern scan, about half of what checking a
--- call's parameters costs. Short strings only (Lua interns them, so the look-up hashes nothing), at most
+-- line polling one batch) pays a table look-up instead of the pattern scan, about a third of what checking
+-- a call's parameters cost. Short strings only (Lua interns them, so the look-up hashes nothing), at most
 -- GOOD_STRINGS_MAX before it starts over. Parameter values only: credentials never go in.
 local good_strings, good_strings_count = {}, 0
 local GOOD_STRINGS_MAX = 1024
