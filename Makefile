@@ -170,7 +170,7 @@ build/fuzz/fuzz_tc3: spec/fuzz/fuzz_tc3.c src/tc3.c src/tc3.h
 
 build/fuzz/fuzz_date: spec/fuzz/fuzz_date.c src/http.c src/http.h
 	@mkdir -p build/fuzz
-	clang-14 $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_date.c src/http.c -lcurl
+	clang-14 $(FUZZ_FLAGS) -o $@ spec/fuzz/fuzz_date.c src/http.c -lcurl -lcrypto
 
 build/fuzz/fuzz_sign build/fuzz/fuzz_response build/fuzz/fuzz_encode: build/fuzz/%: spec/fuzz/%.c spec/fuzz/fuzz_lua.h $(SOURCES) $(HEADERS)
 	@mkdir -p build/fuzz

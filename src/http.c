@@ -3,6 +3,7 @@
 #include "http.h"
 
 #include <curl/curl.h>
+#include <openssl/crypto.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,12 +35,6 @@ struct http_session {
     char *user_agent_line;
     char curl_message[CURL_ERROR_SIZE];
 };
-
-/* Memory that held secrets, cleared in a way the compiler may not drop. */
-static void wipe(void *p, size_t n) {
-    volatile unsigned char *b = p;
-    while (n--) *b++ = 0;
-}
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 static CURLcode global_status = CURLE_FAILED_INIT;
@@ -214,7 +209,7 @@ http_session *http_session_clone(const http_session *src, char *message, size_t 
 void http_session_free(http_session *s) {
     if (!s) return;
     if (s->curl) curl_easy_cleanup(s->curl);
-    if (s->header_text) wipe(s->header_text, s->header_cap);   /* it held a signature, maybe a token */
+    if (s->header_text) OPENSSL_cleanse(s->header_text, s->header_cap);   /* held a signature, maybe a token */
     free(s->header_text);
     free(s->body);
     free(s->proxy);
@@ -236,28 +231,31 @@ static http_status classify(http_session *s, CURLcode rc) {
  * copied, since the caller's may go before the transfer ends (multi). NULL when out of memory or past
  * HTTP_MAX_HEADERS. */
 static struct curl_slist *header_list(http_session *s, const http_request *req) {
-    const char *extra[] = { s->user_agent_line, "Expect:" };
-    const char *const *first = s->user_agent_line ? extra : extra + 1;
-    size_t n = req->header_count, n_extra = (size_t)(extra + 2 - first), need = 0;
+    const char *tail[2];
+    size_t n = req->header_count, n_tail = 0, need = 0;
     if (n > HTTP_MAX_HEADERS) return NULL;
-    for (size_t i = 0; i < n + n_extra; i++) need += strlen(i < n ? req->headers[i] : first[i - n]) + 1;
+    if (s->user_agent_line) tail[n_tail++] = s->user_agent_line;
+    tail[n_tail++] = "Expect:";
+    size_t total = n + n_tail;
+#define LINE(i) ((i) < n ? req->headers[i] : tail[(i) - n])
+    for (size_t i = 0; i < total; i++) need += strlen(LINE(i)) + 1;
     if (need > s->header_cap) {
         char *p = malloc(need);
         if (!p) return NULL;
-        if (s->header_text) wipe(s->header_text, s->header_cap);
+        if (s->header_text) OPENSSL_cleanse(s->header_text, s->header_cap);
         free(s->header_text);
         s->header_text = p;
         s->header_cap = need;
     }
     char *p = s->header_text;
-    for (size_t i = 0; i < n + n_extra; i++) {
-        const char *line = i < n ? req->headers[i] : first[i - n];
-        size_t len = strlen(line) + 1;
-        memcpy(p, line, len);
+    for (size_t i = 0; i < total; i++) {
+        size_t len = strlen(LINE(i)) + 1;
+        memcpy(p, LINE(i), len);
         s->header_nodes[i].data = p;
-        s->header_nodes[i].next = i + 1 < n + n_extra ? &s->header_nodes[i + 1] : NULL;
+        s->header_nodes[i].next = i + 1 < total ? &s->header_nodes[i + 1] : NULL;
         p += len;
     }
+#undef LINE
     return s->header_nodes;
 }
 
