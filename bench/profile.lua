@@ -12,7 +12,7 @@
 -- split by the objects whose own (self) instructions grew: the interpreter's binary (and on LuaJIT the
 -- code its JIT compiled, which callgrind sees in no object) against every other, the C functions.
 -- Not a spec: busted never loads it.
-package.path = "./?.lua;" .. package.path
+package.path = "./?.lua;spec/?.lua;" .. package.path
 local bench = require("bench.util")
 local thousands = bench.thousands
 
@@ -22,15 +22,8 @@ local N = tonumber(arg[4] or "1000")
 local INTERPS = {}
 for name in (arg[5] or "lua5.4 luajit"):gmatch("%S+") do INTERPS[#INTERPS + 1] = name end
 
-local clock = require("socket").gettime
-local t0 = clock()
-local function progress(what)
-  io.stderr:write(string.format("[%5.1fs] %s\n", clock() - t0, what))
-end
-
-local function quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local progress = bench.progress
+local quote = require("helpers.util").shell_quote
 
 -- Starts cmd under callgrind for `count` calls; returns a function that waits for it and returns the
 -- profile's path. Both counts of a case run at once: what one process executes does not depend on the other.

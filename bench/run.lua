@@ -9,6 +9,7 @@
 -- Not a spec: busted never loads it.
 package.path = "./?.lua;lua/?.lua;lua/?/init.lua;spec/?.lua;" .. package.path
 local bench = require("bench.util")
+local progress = bench.progress
 local sh, median, thousands = bench.sh, bench.median, bench.thousands
 
 local url, bindir = assert(arg[1], "usage: run.lua URL BINDIR [ROUNDS]"), assert(arg[2])
@@ -63,10 +64,6 @@ local function measure_all(cmds, tag)
     results[i] = parse(cmd, text, tag)
   end
   return results
-end
-
-local function progress(what)
-  io.stderr:write(string.format("[%5.1fs] %s\n", clock() - t0, what))
 end
 
 -- Runs every case n times, interleaved; returns name -> { rate = {[round] = v}, cpu = {[round] = v} }.

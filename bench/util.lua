@@ -1,5 +1,14 @@
--- What the `make bench` scripts share (bench/run.lua, bench/nginx_cpu.lua). Not a spec.
+-- What the `make bench` and `make profile` scripts share (bench/run.lua, bench/nginx_cpu.lua,
+-- bench/profile.lua). Not a spec.
 local M = {}
+
+local clock = require("socket").gettime
+local t0 = clock()   -- the scripts require this first: their start
+
+-- A line on stderr, stamped with the seconds since the script started.
+function M.progress(what)
+  io.stderr:write(string.format("[%5.1fs] %s\n", clock() - t0, what))
+end
 
 -- Runs cmd under sh; returns its stdout and stderr together whatever its exit status: the callers look for
 -- the line a measurement prints and report the whole text when it is missing.
